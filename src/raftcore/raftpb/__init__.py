@@ -1,5 +1,44 @@
-"""etcd's raft wire types (``raft.proto``) and their protobuf codec."""
+"""etcd's raft wire types (``raft.proto``) and their protobuf codec.
 
+* :mod:`raftcore.raftpb.types`: the wire types as slotted dataclasses and enums.
+* :mod:`raftcore.raftpb.codec`: ``encode_*`` / ``decode_*`` per type (also generic
+  :func:`encode` / :func:`decode`), byte-identical to etcd's Go encoding, and the
+  size helpers :func:`entry_size` / :func:`varint_size` raft's flow control uses.
+* :mod:`raftcore.raftpb.confchange`: conf-change payloads (:func:`marshal_conf_change`,
+  :func:`unmarshal_conf_change`) and the ``v1 l2 r3`` text form.
+"""
+
+from raftcore.raftpb.codec import (
+    decode,
+    decode_conf_change,
+    decode_conf_change_single,
+    decode_conf_change_v2,
+    decode_conf_state,
+    decode_entry,
+    decode_hard_state,
+    decode_message,
+    decode_snapshot,
+    decode_snapshot_metadata,
+    encode,
+    encode_conf_change,
+    encode_conf_change_single,
+    encode_conf_change_v2,
+    encode_conf_state,
+    encode_entry,
+    encode_hard_state,
+    encode_message,
+    encode_snapshot,
+    encode_snapshot_metadata,
+    entry_size,
+    varint_size,
+)
+from raftcore.raftpb.confchange import (
+    ConfChangeI,
+    conf_changes_from_string,
+    conf_changes_to_string,
+    marshal_conf_change,
+    unmarshal_conf_change,
+)
 from raftcore.raftpb.types import (
     ConfChange,
     ConfChangeSingle,
@@ -18,6 +57,7 @@ from raftcore.raftpb.types import (
 
 __all__ = [
     "ConfChange",
+    "ConfChangeI",
     "ConfChangeSingle",
     "ConfChangeTransition",
     "ConfChangeType",
@@ -30,4 +70,30 @@ __all__ = [
     "MessageType",
     "Snapshot",
     "SnapshotMetadata",
+    "conf_changes_from_string",
+    "conf_changes_to_string",
+    "decode",
+    "decode_conf_change",
+    "decode_conf_change_single",
+    "decode_conf_change_v2",
+    "decode_conf_state",
+    "decode_entry",
+    "decode_hard_state",
+    "decode_message",
+    "decode_snapshot",
+    "decode_snapshot_metadata",
+    "encode",
+    "encode_conf_change",
+    "encode_conf_change_single",
+    "encode_conf_change_v2",
+    "encode_conf_state",
+    "encode_entry",
+    "encode_hard_state",
+    "encode_message",
+    "encode_snapshot",
+    "encode_snapshot_metadata",
+    "entry_size",
+    "marshal_conf_change",
+    "unmarshal_conf_change",
+    "varint_size",
 ]

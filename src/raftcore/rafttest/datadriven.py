@@ -28,8 +28,10 @@ __all__ = [
     "HarnessError",
     "TestData",
     "parse_directive",
+    "parse_text",
     "read_file",
     "rewrite_file",
+    "rewrite_text",
     "run_file",
     "walk",
 ]
@@ -55,6 +57,9 @@ class CmdArg:
 @dataclass(slots=True)
 class TestData:
     """One directive: where it is, what it says and what it expects."""
+
+    # Not a test class, although pytest would collect it by its name.
+    __test__ = False
 
     pos: str
     cmd: str
@@ -105,7 +110,10 @@ def parse_int(s: str, pos: str = "") -> int:
     body = s[1:] if s[:1] in ("+", "-") else s
     if not body or not body.isascii() or not body.isdigit():
         raise HarnessError(f"{pos}: invalid integer: {s!r}")
-    return int(s)
+    v = int(s)
+    if not -(1 << 63) <= v < 1 << 63:
+        raise HarnessError(f"{pos}: value out of range: {s!r}")
+    return v
 
 
 def parse_uint(s: str, pos: str = "") -> int:
@@ -117,79 +125,107 @@ def parse_uint(s: str, pos: str = "") -> int:
     return v
 
 
+# Go's unicode.IsSpace, which strings.TrimSpace uses. (Python's str.isspace also counts
+# the separators U+001C..U+001F, which Go does not.)
+_GO_SPACE = (
+    " \t\n\v\f\r\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
+    "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+
+
+def _trim(s: str) -> str:
+    """Go's ``strings.TrimSpace``."""
+    return s.strip(_GO_SPACE)
+
+
 def parse_directive(line: str) -> tuple[str, list[CmdArg]]:
-    """Split a stripped directive line into its command and arguments (HARNESS §1.3)."""
-    n = len(line)
+    """Split a directive line into its command and arguments (HARNESS §1.3).
+
+    Follows datadriven's ``ParseLine`` step by step, so that whitespace handling and
+    the column in a parse error come out the same. A blank line gives ``("", [])``.
+    """
+    line = _trim(line)
+    if not line:
+        return "", []
+    orig = line
+
+    def fail(rest: str) -> HarnessError:
+        # Go reports the byte column where the unparsed remainder starts.
+        column = len(orig.encode()) - len(rest.encode()) + 1
+        return HarnessError(f"cannot parse directive at column {column}: {orig}")
+
     i = line.find(" ")
-    if i < 0:
-        i = n
-    cmd = line[:i]
-    if not cmd:
-        raise HarnessError(f"cannot parse directive at column 1: {line}")
+    cmd = line if i < 0 else line[:i]
+    rest = _trim(line[len(cmd) :])
     args: list[CmdArg] = []
-    while i < n:
-        while i < n and line[i] == " ":
-            i += 1
-        if i >= n:
-            break
-        start = i
-        while i < n and line[i] not in " =":
-            i += 1
-        key = line[start:i]
+    while rest:
+        j = 0
+        n = len(rest)
+        while j < n and rest[j] not in " =":
+            j += 1
+        key = rest[:j]
+        rest = rest[j:]
         if not key:
-            raise HarnessError(f"cannot parse directive at column {i + 1}: {line}")
-        if i >= n or line[i] == " ":
-            args.append(CmdArg(key))
-            continue
-        i += 1  # the '='
-        if i >= n or line[i] == " ":
-            args.append(CmdArg(key, [""]))
-            continue
-        if line[i] != "(":
-            start = i
-            while i < n and line[i] != " ":
-                i += 1
-            args.append(CmdArg(key, [line[start:i]]))
-            continue
-        i += 1  # the '('
+            raise fail(rest)
         vals: list[str] = []
-        depth = 1
-        cur: list[str] = []
-        while True:
-            if i >= n:
-                raise HarnessError(f"cannot parse directive at column {i + 1}: {line}")
-            c = line[i]
-            i += 1
-            if c == "(":
-                depth += 1
-            elif c == ")":
-                depth -= 1
-                if depth == 0:
-                    vals.append("".join(cur))
-                    break
-            elif c == "," and depth == 1:
-                vals.append("".join(cur))
-                cur = []
-                while i < n and line[i] == " ":
-                    i += 1
-                continue
-            cur.append(c)
+        if rest and rest[0] == "=":
+            rest = rest[1:]
+            if not rest or rest[0] == " ":
+                vals.append("")
+            elif rest[0] != "(":
+                j = rest.find(" ")
+                if j < 0:
+                    j = len(rest)
+                vals.append(rest[:j])
+                rest = rest[j:]
+            else:
+                rest = rest[1:]
+                while True:
+                    # A value runs to a ',' or ')' outside nested parentheses.
+                    pos, depth, n = 0, 0, len(rest)
+                    while pos < n:
+                        c = rest[pos]
+                        if c == "(":
+                            depth += 1
+                        elif c == ")":
+                            if depth == 0:
+                                break
+                            depth -= 1
+                        elif c == "," and depth == 0:
+                            break
+                        pos += 1
+                    if pos == n:
+                        raise fail(rest)
+                    vals.append(rest[:pos])
+                    done = rest[pos] == ")"
+                    rest = _trim(rest[pos + 1 :])
+                    if done:
+                        break
         args.append(CmdArg(key, vals))
+        rest = _trim(rest)
     return cmd, args
 
 
 def _blank(s: str) -> bool:
-    return s.strip() == ""
+    return _trim(s) == ""
 
 
-def read_file(path: str | os.PathLike[str]) -> list[TestData]:
-    """Parse a whole script into its directives (HARNESS §1.2-§1.4)."""
-    text = Path(path).read_text(encoding="utf-8")
-    name = os.fspath(path)
+def _split_lines(text: str) -> list[str]:
+    """Lines as Go's line scanner yields them: LF-separated, one trailing CR dropped."""
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    lines = [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+    return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+
+
+def read_file(path: str | os.PathLike[str]) -> list[TestData]:
+    """Parse a whole script file into its directives (HARNESS §1.2-§1.4)."""
+    return parse_text(Path(path).read_text(encoding="utf-8"), os.fspath(path))
+
+
+def parse_text(text: str, name: str = "<string>") -> list[TestData]:
+    """Parse a script's text into its directives; ``name`` prefixes positions."""
+    lines = _split_lines(text)
     out: list[TestData] = []
     i = 0
     n = len(lines)
@@ -197,17 +233,20 @@ def read_file(path: str | os.PathLike[str]) -> list[TestData]:
         raw = lines[i]
         lineno = i + 1
         i += 1
-        t = raw.strip()
+        t = _trim(raw)
         if t.startswith("#"):
             continue
         consumed = [raw]
         while t.endswith("\\") and i < n:
             consumed.append(lines[i])
-            t = t[:-1] + " " + lines[i].strip()
+            t = t[:-1] + " " + _trim(lines[i])
             i += 1
-        if not t:
+        try:
+            cmd, args = parse_directive(t)
+        except HarnessError as exc:
+            raise HarnessError(f"{name}:{lineno}: {exc}") from None
+        if not cmd:
             continue
-        cmd, args = parse_directive(t)
         if cmd == "subtest":
             raise HarnessError(f"{name}:{lineno}: subtests are not supported")
         input_lines: list[str] = []
@@ -231,7 +270,8 @@ def read_file(path: str | os.PathLike[str]) -> list[TestData]:
                     if ln == "----" and i + 1 < n and lines[i + 1] == "----":
                         i += 2
                         if i < n:
-                            if not _blank(lines[i]):
+                            # Exactly empty: upstream does not trim this one.
+                            if lines[i] != "":
                                 raise HarnessError(
                                     f"{name}:{i + 1}: non-blank line after end of double "
                                     "---- separator section"
@@ -255,7 +295,7 @@ def read_file(path: str | os.PathLike[str]) -> list[TestData]:
                 pos=f"{name}:{lineno}",
                 cmd=cmd,
                 cmd_args=args,
-                input="\n".join(input_lines).strip(),
+                input=_trim("\n".join(input_lines)),
                 expected=expected,
                 lines=consumed,
             )
@@ -315,7 +355,7 @@ def run_file(path: str | os.PathLike[str], make_handler: Callable[[], Handler]) 
     for d in directives:
         try:
             actual = _normalise(handler(d))
-        except Exception as exc:  # noqa: BLE001 - any failure of the port is reported
+        except Exception as exc:  # any failure of the port is reported, not raised
             return FileResult(
                 name,
                 len(directives),
@@ -335,14 +375,17 @@ def run_file(path: str | os.PathLike[str], make_handler: Callable[[], Handler]) 
 
 def rewrite_file(path: str | os.PathLike[str], make_handler: Callable[[], Handler]) -> str:
     """Re-emit a script with the actual outputs in place of the expected ones (§1.6)."""
+    text = Path(path).read_text(encoding="utf-8")
+    return rewrite_text(text, make_handler, os.fspath(path))
+
+
+def rewrite_text(text: str, make_handler: Callable[[], Handler], name: str = "<string>") -> str:
+    """:func:`rewrite_file` for a script given as text."""
     handler = make_handler()
     parts: list[str] = []
-    text = Path(path).read_text(encoding="utf-8")
-    directives = iter(read_file(path))
+    directives = iter(parse_text(text, name))
     # Re-read the file line by line so comments and blank lines between cases survive.
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
+    lines = _split_lines(text)
     i = 0
     n = len(lines)
     for d in directives:
@@ -364,7 +407,7 @@ def rewrite_file(path: str | os.PathLike[str], make_handler: Callable[[], Handle
         parts.append(lines[i] + "\n")
         i += 1
     out = "".join(parts)
-    if out.endswith("\n\n"):
+    if len(out) > 2 and out.endswith("\n\n"):
         out = out[:-1]
     return out
 
