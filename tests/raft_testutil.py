@@ -33,6 +33,7 @@ from raftcore.raftpb.types import (
     Message,
     MessageType,
 )
+from raftcore.rawnode import RawNode
 from raftcore.storage import MemoryStorage
 from raftcore.tracker import Progress, ProgressTracker
 from raftcore.util import NO_LIMIT, NONE
@@ -62,6 +63,7 @@ __all__ = [
     "new_test_learner_raft",
     "new_test_memory_storage",
     "new_test_raft",
+    "new_test_raw_node",
     "next_ents",
     "norm_message",
     "pre_vote_config",
@@ -128,6 +130,11 @@ def new_test_raft(id_: int, election: int, heartbeat: int, storage: MemoryStorag
 new_test_learner_raft = new_test_raft
 
 
+def new_test_raw_node(id_: int, election: int, heartbeat: int, storage: MemoryStorage) -> RawNode:
+    """A RawNode over ``storage``; the peers come from the storage's ConfState."""
+    return RawNode(new_test_config(id_, election, heartbeat, storage))
+
+
 def pre_vote_config(c: Config) -> None:
     c.pre_vote = True
 
@@ -172,7 +179,11 @@ def voted_with_config(config_func: ConfigFunc | None, vote: int, term: int) -> R
     return sm
 
 
-def set_randomized_election_timeout(r: Raft, v: int) -> None:
+def set_randomized_election_timeout(r: Raft | RawNode, v: int) -> None:
+    """Fix the election timeout a test relies on (etcd's setRandomizedElectionTimeout,
+    and SetRandomizedElectionTimeout for a RawNode)."""
+    if isinstance(r, RawNode):
+        r = r.raft
     r.randomized_election_timeout = v
 
 
@@ -302,9 +313,7 @@ def check_leader_transfer_state(r: Raft, state: StateType, lead: int) -> None:
 def norm_message(m: Message) -> Message:
     """A copy of ``m`` with list-typed repeated fields, so that a message built with
     ``entries=[]`` equals one that carries the default ``()``."""
-    return replace(
-        m, entries=list(m.entries), responses=[norm_message(x) for x in m.responses]
-    )
+    return replace(m, entries=list(m.entries), responses=[norm_message(x) for x in m.responses])
 
 
 def assert_messages_equal(expected: Sequence[Message], actual: Sequence[Message]) -> None:
