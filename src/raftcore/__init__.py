@@ -18,11 +18,13 @@ from raftcore import errors
 from raftcore.logger import Logger, StdlibLogger
 
 if TYPE_CHECKING:
+    from raftcore.async_node import AsyncNode
     from raftcore.config import Config, ReadOnlyOption
     from raftcore.errors import (
         CompactedError,
         ConfChangeError,
         ConfigError,
+        NodeTimeoutError,
         ProposalDroppedError,
         RaftError,
         RaftPanic,
@@ -30,8 +32,10 @@ if TYPE_CHECKING:
         SnapshotTemporarilyUnavailableError,
         StepLocalMsgError,
         StepPeerNotFoundError,
+        StoppedError,
         UnavailableError,
     )
+    from raftcore.node import Node, restart_node, start_node
     from raftcore.raft import StateType
     from raftcore.raftpb.types import (
         ConfChange,
@@ -63,6 +67,7 @@ if TYPE_CHECKING:
     from raftcore.storage import MemoryStorage, Storage
 
 __all__ = [
+    "AsyncNode",
     "BasicStatus",
     "CompactedError",
     "ConfChange",
@@ -81,6 +86,8 @@ __all__ = [
     "MemoryStorage",
     "Message",
     "MessageType",
+    "Node",
+    "NodeTimeoutError",
     "Peer",
     "ProgressType",
     "ProposalDroppedError",
@@ -101,11 +108,14 @@ __all__ = [
     "StdlibLogger",
     "StepLocalMsgError",
     "StepPeerNotFoundError",
+    "StoppedError",
     "Storage",
     "UnavailableError",
     "errors",
     "is_empty_hard_state",
     "is_empty_snap",
+    "restart_node",
+    "start_node",
 ]
 
 # Where each lazily exported name is defined.
@@ -118,6 +128,10 @@ _LAZY: dict[str, str] = {
     "Status": "raftcore.status",
     "MemoryStorage": "raftcore.storage",
     "Storage": "raftcore.storage",
+    "Node": "raftcore.node",
+    "start_node": "raftcore.node",
+    "restart_node": "raftcore.node",
+    "AsyncNode": "raftcore.async_node",
     **dict.fromkeys(
         (
             "Peer",
@@ -154,6 +168,7 @@ _LAZY: dict[str, str] = {
             "CompactedError",
             "ConfChangeError",
             "ConfigError",
+            "NodeTimeoutError",
             "ProposalDroppedError",
             "RaftError",
             "RaftPanic",
@@ -161,6 +176,7 @@ _LAZY: dict[str, str] = {
             "SnapshotTemporarilyUnavailableError",
             "StepLocalMsgError",
             "StepPeerNotFoundError",
+            "StoppedError",
             "UnavailableError",
         ),
         "raftcore.errors",

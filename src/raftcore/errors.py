@@ -13,6 +13,7 @@ __all__ = [
     "ConfChangeError",
     "ConfigError",
     "DecodeError",
+    "NodeTimeoutError",
     "ProposalDroppedError",
     "RaftError",
     "RaftPanic",
@@ -88,3 +89,16 @@ class StepPeerNotFoundError(RaftError):
 class StoppedError(RaftError):
     def __init__(self) -> None:
         super().__init__("raft: stopped")
+
+
+class NodeTimeoutError(RaftError, TimeoutError):
+    """A blocking call on a :class:`raftcore.Node` or :class:`raftcore.AsyncNode` gave up.
+
+    Raised when the call's ``timeout`` expires first (Go's ``ctx.Err()`` after a
+    deadline). It is also a builtin :class:`TimeoutError`, so ``except TimeoutError``
+    catches it. The call had no effect: the node takes a request entirely or not at
+    all, so a proposal that timed out was never handed to raft.
+    """
+
+    def __init__(self, what: str = "raft: operation timed out") -> None:
+        super().__init__(what)
