@@ -387,3 +387,11 @@ def test_storage_matches_model(ops: list[tuple[str, int, int, int]]) -> None:
         if m.terms:
             got = s.entries(m.dummy[0] + 1, m.last() + 1, NO_LIMIT)
             assert [e.term for e in got] == m.terms
+
+
+def test_create_snapshot_below_compaction_point_panics() -> None:
+    ms = MemoryStorage()
+    ms.append([Entry(term=i, index=i) for i in range(1, 8)])
+    ms.compact(5)
+    with pytest.raises(RaftPanic, match="behind the compacted index 5"):
+        ms.create_snapshot(4, None, b"")

@@ -9,6 +9,11 @@ unusable, as in etcd.
 entry carrying the (index, term) of the last compacted entry (or of the snapshot), so
 ``ents[i]`` sits at log index ``ents[0].index + i``. Entries are shared, never copied
 and never mutated; lists handed out are always fresh lists.
+
+Optional fast path: a storage may also offer ``maybe_term(i) -> int | None``, answering
+like ``term(i)`` but with ``None`` wherever ``term`` would raise ``CompactedError`` or
+``UnavailableError``. :class:`~raftcore.log.RaftLog` then asks it alone instead of
+``first_index``, ``last_index`` and ``term``. :class:`MemoryStorage` offers it.
 """
 
 from __future__ import annotations
@@ -84,6 +89,15 @@ class MemoryStorage:
     ``ents`` seeds the entry list, first element being the dummy entry (Go's
     ``&MemoryStorage{ents: ...}`` in tests); the storage takes ownership of the list.
     By default the log is empty: a single dummy at index 0, term 0.
+
+    Locking: every write, and every read that looks at more than one entry, holds the
+    lock. The one-value reads raft makes all the time (``first_index``,
+    ``last_index``, ``term``, ``maybe_term``) do not: taking the lock would cost more
+    than the read itself, and under the GIL they are atomic anyway, because writers
+    never expose an intermediate state: ``ents[0]`` of a list never changes (compaction
+    and snapshots install a new list, with one assignment), and ``append`` changes the
+    list in one slice assignment. A read racing with a write answers either as
+    before or as after it. (Their ``call_stats`` counts may then miss an increment.)
     """
 
     __slots__ = ("_lock", "call_stats", "ents", "hard_state", "logger", "snap")
@@ -125,25 +139,52 @@ class MemoryStorage:
             return limit_size(ents[lo - offset : hi - offset], max_size)
 
     def term(self, i: int) -> int:
-        with self._lock:
-            self.call_stats.term += 1
-            ents = self.ents
-            offset = ents[0].index
-            if i < offset:
-                raise CompactedError()
+        # Lock-free (see the class doc).
+        self.call_stats.term += 1
+        ents = self.ents
+        offset = ents[0].index
+        if i < offset:
+            raise CompactedError()
+        try:
             if i - offset >= len(ents):
                 raise UnavailableError()
             return ents[i - offset].term
+        except IndexError:
+            # Truncated by an append between the check and the read.
+            raise UnavailableError() from None
+
+    def maybe_term(self, i: int) -> int | None:
+        """:meth:`term`, but ``None`` where it would raise (compacted or unavailable).
+
+        An optional extension of the :class:`Storage` protocol. :class:`RaftLog`
+        uses it when the storage has it, in place of ``first_index``, ``last_index``
+        and ``term`` (three lock round trips, and an exception for the frequent probe
+        past the end). A storage providing it must answer exactly as :meth:`term`
+        does: a term for ``first_index() - 1 <= i <= last_index()``, else ``None``.
+        Counted as a ``term`` call.
+        """
+        # Lock-free (see the class doc).
+        self.call_stats.term += 1
+        ents = self.ents
+        pos = i - ents[0].index
+        if pos < 0 or pos >= len(ents):
+            return None
+        try:
+            return ents[pos].term
+        except IndexError:
+            # Truncated by an append between the check and the read.
+            return None
 
     def last_index(self) -> int:
-        with self._lock:
-            self.call_stats.last_index += 1
-            return self._last_index()
+        # Lock-free (see the class doc): one list, read once.
+        self.call_stats.last_index += 1
+        ents = self.ents
+        return ents[0].index + len(ents) - 1
 
     def first_index(self) -> int:
-        with self._lock:
-            self.call_stats.first_index += 1
-            return self.ents[0].index + 1
+        # Lock-free (see the class doc).
+        self.call_stats.first_index += 1
+        return self.ents[0].index + 1
 
     def snapshot(self) -> Snapshot:
         with self._lock:
@@ -190,6 +231,10 @@ class MemoryStorage:
                 self.logger.panic(
                     "snapshot %d is out of bound lastindex(%d)", i, self._last_index()
                 )
+            if i < offset:
+                # Go indexes its slice out of range here and panics; a negative Python
+                # index would silently read the wrong entry instead.
+                self.logger.panic("snapshot %d is behind the compacted index %d", i, offset)
             conf_state = clone_conf_state(cs) if cs is not None else self.snap.metadata.conf_state
             self.snap = Snapshot(
                 data=data,
@@ -242,12 +287,11 @@ class MemoryStorage:
                 start = first
             offset = start - ents[0].index
             n = len(ents)
-            if n > offset:
-                # Truncate in place is safe: nobody outside holds this list.
-                del ents[offset:]
-                ents.extend(entries)
-            elif n == offset:
-                ents.extend(entries)
+            if n >= offset:
+                # In place, truncating what the new entries replace, in one slice
+                # assignment so that lock-free readers never see the list in between
+                # (nobody outside holds this list).
+                ents[offset:] = entries
             else:
                 self.logger.panic(
                     "missing log entry [last: %d, append at: %d]", self._last_index(), start
