@@ -1,10 +1,17 @@
 """Protobuf wire codec for the types in :mod:`raftcore.raftpb.types`.
 
-Why hand-written: the protobuf runtime would need every raftcore object converted to and
-from its own message classes on each call, which costs more than encoding directly
-(``bench/bench_codec.py`` measures both). The bytes are the ones etcd's Go code
-(google.golang.org/protobuf, proto2) produces, which the tests cross-check against the
-installed ``google.protobuf`` runtime.
+The bytes are the ones etcd's Go code (google.golang.org/protobuf, proto2) produces;
+the tests cross-check them against the installed ``google.protobuf`` runtime.
+
+Why hand-written rather than on top of that runtime: raftcore has no runtime
+dependencies, and the codec needs control the runtime does not offer: etcd's presence
+choices (below), strict decoding, error messages with offsets, and no conversion
+between raftcore's classes and generated ones. Speed is about even, not better:
+``bench/bench_codec.py`` measures against upb *including* that conversion and finds
+small messages and MsgApp encoding on par, while decoding an entry-heavy MsgApp runs at
+about half upb's rate (upb parses in C; per-entry parsing in Python costs more than
+per-entry attribute copying). :func:`entry_size`, the one function raft calls on its
+hot path, involves no encoding at all.
 
 Encoding rules
     * Fields are written in ascending field-number order, as protobuf-go does (so
@@ -26,7 +33,8 @@ Decoding rules
       their concatenation, which is protobuf's definition of merging).
     * Malformed input raises :class:`~raftcore.errors.DecodeError` (only that), naming
       the problem and its byte offset in the input: truncated varints or lengths past
-      the end, varints over 64 bits, invalid field numbers or wire types, a known field
+      the end, varints over 64 bits, invalid field numbers (0, above 2**29-1) or wire
+      types, a known field
       with the wrong wire type, unbalanced groups, nesting deeper than
       :data:`MAX_DEPTH`.
     * Enum fields are read as protobuf's int32 (the low 32 bits of the varint). A value
@@ -41,7 +49,7 @@ Decoding rules
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Final, TypeVar
 
 from raftcore.errors import DecodeError
@@ -90,8 +98,9 @@ __all__ = [
 MAX_DEPTH: Final = 100
 """Deepest nesting of messages (and of groups inside unknown fields) ``decode_*`` accept.
 
-protobuf-go allows 10000; Python's own stack would not, and raft never nests more than
-four levels (Message → responses → Message → snapshot → metadata → conf_state).
+protobuf-go allows 10000; Python's own stack would not, and raft's messages never nest
+more than a handful of levels (Message → responses → Message → snapshot → metadata →
+conf_state).
 """
 
 _U64_LIMIT: Final = 1 << 64
@@ -117,7 +126,10 @@ def entry_size(e: Entry) -> int:
     """Encoded size of ``e``, each field counted iff non-zero / non-empty.
 
     This is the number raft's size limits add up (etcd's ``proto.Size``); it is called
-    once per entry on the hot path, hence the unrolled small-value branches.
+    once per entry on the hot path, hence the unrolled small-value branches. It equals
+    etcd's size for every entry raft builds except one that carries no presence bit
+    here: the normal entry replacing a refused conf change, where etcd sets ``Type`` to
+    0 explicitly (2 bytes more in etcd).
     """
     n = 2 if e.type else 0  # every EntryType value is below 128
     v: int = e.term
@@ -135,146 +147,124 @@ def entry_size(e: Entry) -> int:
 
 # ------------------------------------------------------------------------ encoding
 #
-# Writers append to one bytearray. Small values (< 128, the common case for types,
-# ids, terms and short payloads) are appended inline; everything else goes through
-# _put_varint. Keys are single bytes because every field number is below 16.
+# Writers append to one bytearray. Keys are single bytes because every field number
+# is below 16. A varint of up to three bytes is assembled as an integer (key in the
+# low byte) and written with one int.to_bytes: far fewer interpreter steps than a
+# byte-at-a-time loop, which only longer values and out-of-range ones take.
 
 
-def _put_varint(buf: bytearray, v: int) -> None:
+def _key_varint(key: int, v: int) -> bytes:
+    """``key`` followed by the varint ``v`` (checked to be a uint64)."""
     if v < 0 or v >= _U64_LIMIT:
         raise ValueError(f"raftpb: {v} does not fit in uint64")
+    out = bytearray((key,))
     while v >= 0x80:
-        buf.append((v & 0x7F) | 0x80)
+        out.append((v & 0x7F) | 0x80)
         v >>= 7
-    buf.append(v)
+    out.append(v)
+    return bytes(out)
 
 
 def _put_uint(buf: bytearray, key: int, v: int) -> None:
-    buf.append(key)
+    """Write field ``key`` with the varint ``v``."""
     if 0 <= v < 0x80:
+        buf.append(key)
         buf.append(v)
+    elif 0x80 <= v < 0x4000:
+        buf += (key | 0x8000 | ((v & 0x7F) << 8) | ((v >> 7) << 16)).to_bytes(3, "little")
+    elif 0x4000 <= v < 0x200000:
+        buf += (
+            key | 0x808000 | ((v & 0x7F) << 8) | ((v & 0x3F80) << 9) | ((v >> 14) << 24)
+        ).to_bytes(4, "little")
     else:
-        _put_varint(buf, v)
+        buf += _key_varint(key, v)
 
 
-def _put_bytes(buf: bytearray, key: int, d: bytes) -> None:
-    buf.append(key)
-    n = len(d)
-    if n < 0x80:
-        buf.append(n)
-    else:
-        _put_varint(buf, n)
+def _put_bytes(buf: bytearray, key: int, d: bytes | bytearray) -> None:
+    """Write the length-delimited field ``key`` holding ``d``."""
+    _put_uint(buf, key, len(d))
     buf += d
 
 
-def _key_varint(key: int, v: int) -> tuple[int, int]:
-    """``key`` followed by the varint ``v``, as a little-endian int and its bit width."""
-    if v < 0 or v >= _U64_LIMIT:
-        raise ValueError(f"raftpb: {v} does not fit in uint64")
-    x = key
-    sh = 8
-    while v >= 0x80:
-        x |= ((v & 0x7F) | 0x80) << sh
-        v >>= 7
-        sh += 8
-    return x | (v << sh), sh + 8
+# Lazily filled caches of the two length headers every entry of a MsgApp carries: the
+# entry's own (Message.entries key 0x3A + body length) and its data field's (key 0x22 +
+# data length). Lengths below _LEN_CACHED only: a few hundred kilobytes at most, while
+# longer entries are dominated by copying their data anyway.
+_LEN_CACHED: Final = 0x800
+_ENTRY_LEN_B: Final[list[bytes | None]] = [None] * _LEN_CACHED
+_DATA_LEN_B: Final[list[bytes | None]] = [None] * _LEN_CACHED
+_DATA_LEN_B[0] = b""  # no data, no field
 
 
-def _w_entries(buf: bytearray, ents: Any, key: int) -> None:
-    """Write each entry as a length-delimited field; the hot part of MsgApp encoding.
+def _entries_bytes(ents: Sequence[Entry]) -> bytes:
+    """All of ``ents`` as ``Message.entries`` fields: the hot part of MsgApp encoding.
 
-    Per entry, the field headers (type, term, index, data length) are assembled into
-    one little-endian integer ``h`` of ``sh`` bits and written with a single
-    ``int.to_bytes``: far fewer interpreter steps than appending byte by byte. The
-    unrolled branches cover values below 2**14 (terms, lengths) and 2**28 (indexes);
-    larger values, and invalid ones, go through :func:`_key_varint`.
+    Each entry is written as five pieces joined once at the end: the length prefix and
+    the data field header (from the caches above), the term field (rebuilt only when
+    the term changes, which within one message it rarely does), the index field
+    (assembled as an integer and written with one ``int.to_bytes``) and the data.
     """
+    parts: list[bytes] = []
+    add = parts.extend
+    kv = _key_varint
+    entry_len_b = _ENTRY_LEN_B
+    data_len_b = _DATA_LEN_B
+    cached = _LEN_CACHED
+    term_b = data_b = len_b = b""
+    last_term = last_dl = last_n = -1
+    tw = dw = 0
     for e in ents:
-        t = e.type
         term = e.term
         idx = e.index
         d = e.data
-        if t:
-            if not 0 < t < 0x80:
-                raise ValueError(f"raftpb: invalid entry type {t!r}")
-            h = 0x08 | (t << 8)
-            sh = 16
+        if e.type:
+            # Conf-change entries are rare: the general writer handles them.
+            body = bytearray()
+            _w_entry(body, e)
+            add((kv(0x3A, len(body)), bytes(body)))
+            continue
+        if term != last_term:
+            term_b = kv(0x10, term) if term else b""
+            tw = len(term_b)
+            last_term = term
+        if 0x4000 <= idx < 0x200000:
+            idx_b = (
+                0x808018 | ((idx & 0x7F) << 8) | ((idx & 0x3F80) << 9) | ((idx >> 14) << 24)
+            ).to_bytes(4, "little")
+            n = 4
+        elif 0x200000 <= idx < 0x10000000:
+            idx_b = (
+                0x80808018
+                | ((idx & 0x7F) << 8)
+                | ((idx & 0x3F80) << 9)
+                | ((idx & 0x1FC000) << 10)
+                | ((idx >> 21) << 32)
+            ).to_bytes(5, "little")
+            n = 5
         else:
-            h = 0
-            sh = 0
-        if term:
-            if 0 < term < 0x80:
-                h |= (0x10 | (term << 8)) << sh
-                sh += 16
-            elif 0x80 <= term < 0x4000:
-                h |= (0x8010 | ((term & 0x7F) << 8) | ((term >> 7) << 16)) << sh
-                sh += 24
+            idx_b = kv(0x18, idx) if idx else b""
+            n = len(idx_b)
+        dl = len(d)
+        if dl != last_dl:
+            if dl < cached:
+                data_b = data_len_b[dl]  # type: ignore[assignment]
+                if data_b is None:
+                    data_b = data_len_b[dl] = kv(0x22, dl)
             else:
-                x, w = _key_varint(0x10, term)
-                h |= x << sh
-                sh += w
-        if idx:
-            if 0 < idx < 0x80:
-                h |= (0x18 | (idx << 8)) << sh
-                sh += 16
-            elif 0x80 <= idx < 0x4000:
-                h |= (0x8018 | ((idx & 0x7F) << 8) | ((idx >> 7) << 16)) << sh
-                sh += 24
-            elif 0x4000 <= idx < 0x200000:
-                h |= (
-                    0x808018 | ((idx & 0x7F) << 8) | ((idx & 0x3F80) << 9) | ((idx >> 14) << 24)
-                ) << sh
-                sh += 32
-            elif 0x200000 <= idx < 0x10000000:
-                h |= (
-                    0x80808018
-                    | ((idx & 0x7F) << 8)
-                    | ((idx & 0x3F80) << 9)
-                    | ((idx & 0x1FC000) << 10)
-                    | ((idx >> 21) << 32)
-                ) << sh
-                sh += 40
+                data_b = kv(0x22, dl)
+            dw = len(data_b)
+            last_dl = dl
+        n += tw + dw + dl
+        if n != last_n:
+            if n < cached:
+                len_b = entry_len_b[n]  # type: ignore[assignment]
+                if len_b is None:
+                    len_b = entry_len_b[n] = kv(0x3A, n)
             else:
-                x, w = _key_varint(0x18, idx)
-                h |= x << sh
-                sh += w
-        if d:
-            dl = len(d)
-            if dl < 0x80:
-                h |= (0x22 | (dl << 8)) << sh
-                sh += 16
-            elif dl < 0x4000:
-                h |= (0x8022 | ((dl & 0x7F) << 8) | ((dl >> 7) << 16)) << sh
-                sh += 24
-            else:
-                x, w = _key_varint(0x22, dl)
-                h |= x << sh
-                sh += w
-            n = (sh >> 3) + dl
-        else:
-            n = sh >> 3
-        # The field key and the body length go in front of the headers.
-        if n < 0x80:
-            buf += (key | (n << 8) | (h << 16)).to_bytes((sh >> 3) + 2, "little")
-        elif n < 0x4000:
-            buf += (key | 0x8000 | ((n & 0x7F) << 8) | ((n >> 7) << 16) | (h << 24)).to_bytes(
-                (sh >> 3) + 3, "little"
-            )
-        else:
-            x, w = _key_varint(key, n)
-            buf += (x | (h << w)).to_bytes((w + sh) >> 3, "little")
-        if d:
-            buf += d
-
-
-def _w_nested(buf: bytearray, key: int, body: bytearray) -> None:
-    buf.append(key)
-    n = len(body)
-    if n < 0x80:
-        buf.append(n)
-    else:
-        _put_varint(buf, n)
-    buf += body
+                len_b = kv(0x3A, n)
+            last_n = n
+        add((len_b, term_b, idx_b, data_b, d))
+    return b"".join(parts)
 
 
 def _w_entry(buf: bytearray, e: Entry) -> None:
@@ -305,7 +295,7 @@ def _w_snapshot_metadata(buf: bytearray, md: SnapshotMetadata) -> None:
     body = bytearray()
     _w_conf_state(body, md.conf_state)
     if body:
-        _w_nested(buf, 0x0A, body)
+        _put_bytes(buf, 0x0A, body)
     if md.index:
         _put_uint(buf, 0x10, md.index)
     if md.term:
@@ -318,14 +308,18 @@ def _w_snapshot(buf: bytearray, s: Snapshot) -> None:
     body = bytearray()
     _w_snapshot_metadata(body, s.metadata)
     if body:
-        _w_nested(buf, 0x12, body)
+        _put_bytes(buf, 0x12, body)
 
 
 def _w_message(buf: bytearray, m: Message) -> None:
     ap = buf.append
     v: int = m.type
     if v:
-        _put_uint(buf, 0x08, v)
+        if 0 < v < 0x80:
+            ap(0x08)
+            ap(v)
+        else:
+            _put_uint(buf, 0x08, v)
     v = m.to
     if v:
         if 0 < v < 0x80:
@@ -354,7 +348,7 @@ def _w_message(buf: bytearray, m: Message) -> None:
     if v:
         _put_uint(buf, 0x30, v)
     if m.entries:
-        _w_entries(buf, m.entries, 0x3A)
+        buf += _entries_bytes(m.entries)
     v = m.commit
     if v:
         _put_uint(buf, 0x40, v)
@@ -362,7 +356,7 @@ def _w_message(buf: bytearray, m: Message) -> None:
     if s is not None:
         body = bytearray()
         _w_snapshot(body, s)
-        _w_nested(buf, 0x4A, body)
+        _put_bytes(buf, 0x4A, body)
     if m.reject:
         buf += b"\x50\x01"
     v = m.reject_hint
@@ -376,7 +370,7 @@ def _w_message(buf: bytearray, m: Message) -> None:
     for r in m.responses:
         body = bytearray()
         _w_message(body, r)
-        _w_nested(buf, 0x72, body)
+        _put_bytes(buf, 0x72, body)
 
 
 def _w_hard_state(buf: bytearray, hs: HardState) -> None:
@@ -407,7 +401,7 @@ def _w_conf_change_v2(buf: bytearray, cc: ConfChangeV2) -> None:
     for c in cc.changes:
         body = bytearray()
         _w_conf_change_single(body, c)
-        _w_nested(buf, 0x12, body)
+        _put_bytes(buf, 0x12, body)
     if cc.context:
         _put_bytes(buf, 0x1A, cc.context)
 
@@ -486,7 +480,27 @@ _WIRE_NAMES: Final = ("varint", "fixed64", "bytes", "start-group", "end-group", 
 
 
 def _varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
-    """Read a varint at ``pos``; return ``(value, new_pos)``."""
+    """Read a varint at ``pos``; return ``(value, new_pos)``.
+
+    Values up to four bytes (below 2**28: every realistic index and term) take the
+    unrolled path; the loop handles the rest and every error.
+    """
+    if pos + 4 <= end:
+        b = data[pos]
+        if b < 0x80:
+            return b, pos + 1
+        v = b & 0x7F
+        b = data[pos + 1]
+        if b < 0x80:
+            return v | (b << 7), pos + 2
+        v |= (b & 0x7F) << 7
+        b = data[pos + 2]
+        if b < 0x80:
+            return v | (b << 14), pos + 3
+        v |= (b & 0x7F) << 14
+        b = data[pos + 3]
+        if b < 0x80:
+            return v | (b << 21), pos + 4
     start = pos
     result = 0
     shift = 0
@@ -563,99 +577,81 @@ def _skip(data: bytes, pos: int, end: int, key: int, kpos: int) -> int:
     raise DecodeError(f"unexpected end-group (field {key >> 3}) at offset {kpos}")
 
 
-def _field(data: bytes, pos: int, end: int, key: int, kpos: int, fields: dict[int, str]) -> int:
+def _field(
+    data: bytes, pos: int, end: int, key: int, kpos: int, fields: dict[int, tuple[str, str]]
+) -> int:
     """Handle a key no decoder branch matched: skip it if unknown, else a wire-type error.
 
     Decoders match only valid keys of known fields, so every invalid key lands here and
     is checked here, off the hot path.
     """
     _check_key(key, kpos)
-    name = fields.get(key >> 3)
-    if name is None:
+    known = fields.get(key >> 3)
+    if known is None:
         return _skip(data, pos, end, key, kpos)
+    name, want = known
     raise DecodeError(
-        f"field {name} has wire type {_WIRE_NAMES[key & 7]}, "
-        f"want {_FIELD_WIRE[name]} at offset {kpos}"
+        f"field {name} has wire type {_WIRE_NAMES[key & 7]}, want {want} at offset {kpos}"
     )
 
 
-_ENTRY_FIELDS: Final = {1: "Entry.Type", 2: "Entry.Term", 3: "Entry.Index", 4: "Entry.Data"}
-_MESSAGE_FIELDS: Final = {
-    1: "Message.type",
-    2: "Message.to",
-    3: "Message.from",
-    4: "Message.term",
-    5: "Message.logTerm",
-    6: "Message.index",
-    7: "Message.entries",
-    8: "Message.commit",
-    9: "Message.snapshot",
-    10: "Message.reject",
-    11: "Message.rejectHint",
-    12: "Message.context",
-    13: "Message.vote",
-    14: "Message.responses",
+# Known fields per message, by number: (name for error messages, wire type expected).
+_V, _B, _P = "varint", "bytes", "varint or bytes (packed)"
+_ENTRY_FIELDS: Final = {
+    1: ("Entry.Type", _V),
+    2: ("Entry.Term", _V),
+    3: ("Entry.Index", _V),
+    4: ("Entry.Data", _B),
 }
-_HARD_STATE_FIELDS: Final = {1: "HardState.term", 2: "HardState.vote", 3: "HardState.commit"}
+_MESSAGE_FIELDS: Final = {
+    1: ("Message.type", _V),
+    2: ("Message.to", _V),
+    3: ("Message.from", _V),
+    4: ("Message.term", _V),
+    5: ("Message.logTerm", _V),
+    6: ("Message.index", _V),
+    7: ("Message.entries", _B),
+    8: ("Message.commit", _V),
+    9: ("Message.snapshot", _B),
+    10: ("Message.reject", _V),
+    11: ("Message.rejectHint", _V),
+    12: ("Message.context", _B),
+    13: ("Message.vote", _V),
+    14: ("Message.responses", _B),
+}
+_HARD_STATE_FIELDS: Final = {
+    1: ("HardState.term", _V),
+    2: ("HardState.vote", _V),
+    3: ("HardState.commit", _V),
+}
 _CONF_STATE_FIELDS: Final = {
-    1: "ConfState.voters",
-    2: "ConfState.learners",
-    3: "ConfState.voters_outgoing",
-    4: "ConfState.learners_next",
-    5: "ConfState.auto_leave",
+    1: ("ConfState.voters", _P),
+    2: ("ConfState.learners", _P),
+    3: ("ConfState.voters_outgoing", _P),
+    4: ("ConfState.learners_next", _P),
+    5: ("ConfState.auto_leave", _V),
 }
 _SNAPSHOT_METADATA_FIELDS: Final = {
-    1: "SnapshotMetadata.conf_state",
-    2: "SnapshotMetadata.index",
-    3: "SnapshotMetadata.term",
+    1: ("SnapshotMetadata.conf_state", _B),
+    2: ("SnapshotMetadata.index", _V),
+    3: ("SnapshotMetadata.term", _V),
 }
-_SNAPSHOT_FIELDS: Final = {1: "Snapshot.data", 2: "Snapshot.metadata"}
+_SNAPSHOT_FIELDS: Final = {1: ("Snapshot.data", _B), 2: ("Snapshot.metadata", _B)}
 _CONF_CHANGE_FIELDS: Final = {
-    1: "ConfChange.id",
-    2: "ConfChange.type",
-    3: "ConfChange.node_id",
-    4: "ConfChange.context",
+    1: ("ConfChange.id", _V),
+    2: ("ConfChange.type", _V),
+    3: ("ConfChange.node_id", _V),
+    4: ("ConfChange.context", _B),
 }
-_CONF_CHANGE_SINGLE_FIELDS: Final = {1: "ConfChangeSingle.type", 2: "ConfChangeSingle.node_id"}
+_CONF_CHANGE_SINGLE_FIELDS: Final = {
+    1: ("ConfChangeSingle.type", _V),
+    2: ("ConfChangeSingle.node_id", _V),
+}
 _CONF_CHANGE_V2_FIELDS: Final = {
-    1: "ConfChangeV2.transition",
-    2: "ConfChangeV2.changes",
-    3: "ConfChangeV2.context",
+    1: ("ConfChangeV2.transition", _V),
+    2: ("ConfChangeV2.changes", _B),
+    3: ("ConfChangeV2.context", _B),
 }
-
-# The wire type each known field must use (by qualified name, for error messages).
-_BYTES_FIELDS: Final = frozenset(
-    {
-        "Entry.Data",
-        "Message.entries",
-        "Message.snapshot",
-        "Message.context",
-        "Message.responses",
-        "SnapshotMetadata.conf_state",
-        "Snapshot.data",
-        "Snapshot.metadata",
-        "ConfChange.context",
-        "ConfChangeV2.changes",
-        "ConfChangeV2.context",
-    }
-)
-_FIELD_WIRE: Final = {
-    name: ("bytes" if name in _BYTES_FIELDS else "varint")
-    for table in (
-        _ENTRY_FIELDS,
-        _MESSAGE_FIELDS,
-        _HARD_STATE_FIELDS,
-        _CONF_STATE_FIELDS,
-        _SNAPSHOT_METADATA_FIELDS,
-        _SNAPSHOT_FIELDS,
-        _CONF_CHANGE_FIELDS,
-        _CONF_CHANGE_SINGLE_FIELDS,
-        _CONF_CHANGE_V2_FIELDS,
-    )
-    for name in table.values()
-}
-_FIELD_WIRE.update({k: "varint or bytes (packed)" for k in _CONF_STATE_FIELDS.values()})
-_FIELD_WIRE["ConfState.auto_leave"] = "varint"
 
 _E = TypeVar("_E")
 
@@ -670,10 +666,16 @@ def _enum(table: tuple[_E, ...], v: int, what: str, pos: int) -> _E:
     raise DecodeError(f"unknown {what} value {k} at offset {pos}")
 
 
+# Enum members indexed by value (every raft enum runs 0, 1, 2, ... without gaps).
 _ENTRY_TYPES: Final = tuple(EntryType)
 _MESSAGE_TYPES: Final = tuple(MessageType)
 _CC_TYPES: Final = tuple(ConfChangeType)
 _CC_TRANSITIONS: Final = tuple(ConfChangeTransition)
+assert all(
+    int(member) == i
+    for table in (_ENTRY_TYPES, _MESSAGE_TYPES, _CC_TYPES, _CC_TRANSITIONS)
+    for i, member in enumerate(table)
+)
 
 
 def _d_entry(data: bytes, pos: int, end: int) -> Entry:
@@ -687,23 +689,18 @@ def _d_entry(data: bytes, pos: int, end: int) -> Entry:
             pos += 1
         else:
             key, pos = _varint(data, pos, end)
-        if key == 0x10 or key == 0x18 or key == 0x08:
-            vpos = pos
-            if pos < end and data[pos] < 0x80:
-                v = data[pos]
-                pos += 1
-            else:
-                v, pos = _varint(data, pos, end)
-            if key == 0x10:
-                term = v
-            elif key == 0x18:
-                index = v
-            else:
-                etype = _enum(_ENTRY_TYPES, v, "EntryType", vpos)
+        if key == 0x10:
+            term, pos = _varint(data, pos, end)
+        elif key == 0x18:
+            index, pos = _varint(data, pos, end)
         elif key == 0x22:
             dend, pos = _length(data, pos, end)
             d = data[pos:dend]
             pos = dend
+        elif key == 0x08:
+            vpos = pos
+            v, pos = _varint(data, pos, end)
+            etype = _enum(_ENTRY_TYPES, v, "EntryType", vpos)
         else:
             pos = _field(data, pos, end, key, kpos, _ENTRY_FIELDS)
     return Entry(term, index, etype, d)
@@ -814,109 +811,162 @@ def _d_snapshot(data: bytes, pos: int, end: int, depth: int) -> Snapshot:
     return Snapshot(d, md if md is not None else SnapshotMetadata())
 
 
+# Message decoding collects the constructor's positional arguments in a list.
+# _MSG_UINT maps the single-byte key of each plain uint64 field to its argument slot
+# (0: not such a field); the other fields have their own branches.
+_MSG_DEFAULTS: Final[list[Any]] = [
+    MessageType.MsgHup,  # 0 type
+    0,  # 1 to
+    0,  # 2 from_
+    0,  # 3 term
+    0,  # 4 log_term
+    0,  # 5 index
+    (),  # 6 entries
+    0,  # 7 commit
+    0,  # 8 vote
+    None,  # 9 snapshot
+    False,  # 10 reject
+    0,  # 11 reject_hint
+    b"",  # 12 context
+    (),  # 13 responses
+]
+_MSG_UINT: Final = [0] * 0x80
+for _key, _slot in ((0x10, 1), (0x18, 2), (0x20, 3), (0x28, 4), (0x30, 5), (0x40, 7), (0x68, 8)):
+    _MSG_UINT[_key] = _slot
+_MSG_UINT[0x58] = 11
+del _key, _slot
+
+
 def _d_message(data: bytes, pos: int, end: int, depth: int) -> Message:
     if depth > MAX_DEPTH:
         raise DecodeError(f"messages nested deeper than {MAX_DEPTH} at offset {pos}")
-    mtype = MessageType.MsgHup
-    to = frm = term = log_term = index = commit = vote = reject_hint = 0
-    reject = False
-    context = b""
-    entries: list[Entry] | None = None
-    responses: list[Message] | None = None
-    snapshot: Snapshot | None = None
+    vals = _MSG_DEFAULTS.copy()
+    uint = _MSG_UINT
+    varint = _varint
     merge: _Merger | None = None
-    d_entry = _d_entry
     while pos < end:
         kpos = pos
         key = data[pos]
-        if key < 0x80:
-            pos += 1
-        else:
-            key, pos = _varint(data, pos, end)
-        if key == 0x3A:
-            # Entries, inlined length read: the hot path of MsgApp decoding.
+        pos += 1
+        if key >= 0x80:
+            # A multi-byte key: a field numbered 16 or more (unknown), an invalid key,
+            # or an over-long encoding of a small key, handled like the short one.
+            key, pos = varint(data, kpos, end)
+            if key >= 0x80:
+                pos = _field(data, pos, end, key, kpos, _MESSAGE_FIELDS)
+                continue
+        slot = uint[key]
+        if slot:
             if pos < end and data[pos] < 0x80:
-                eend = pos + 1 + data[pos]
+                vals[slot] = data[pos]
                 pos += 1
-                if eend > end:
-                    raise DecodeError(
-                        f"length {eend - pos} at offset {pos - 1} runs past the end of "
-                        f"its enclosing data (offset {end})"
-                    )
             else:
-                eend, pos = _length(data, pos, end)
-            e = d_entry(data, pos, eend)
-            if entries is None:
-                entries = [e]
-            else:
-                entries.append(e)
-            pos = eend
-        elif key & 7 == 0 and 0x08 <= key <= 0x68 and key != 0x38 and key != 0x48 and key != 0x60:
+                vals[slot], pos = varint(data, pos, end)
+        elif key == 0x3A:
+            pos = _d_entries(data, pos, end, vals)
+        elif key == 0x08:
             vpos = pos
-            if pos < end and data[pos] < 0x80:
-                v = data[pos]
-                pos += 1
-            else:
-                v, pos = _varint(data, pos, end)
-            if key == 0x08:
-                mtype = _enum(_MESSAGE_TYPES, v, "MessageType", vpos)
-            elif key == 0x10:
-                to = v
-            elif key == 0x18:
-                frm = v
-            elif key == 0x20:
-                term = v
-            elif key == 0x28:
-                log_term = v
-            elif key == 0x30:
-                index = v
-            elif key == 0x40:
-                commit = v
-            elif key == 0x50:
-                reject = v != 0
-            elif key == 0x58:
-                reject_hint = v
-            else:
-                vote = v
+            v, pos = varint(data, pos, end)
+            vals[0] = _enum(_MESSAGE_TYPES, v, "MessageType", vpos)
+        elif key == 0x50:
+            v, pos = varint(data, pos, end)
+            vals[10] = v != 0
         elif key == 0x62:
             cend, pos = _length(data, pos, end)
-            context = data[pos:cend]
+            vals[12] = data[pos:cend]
             pos = cend
         elif key == 0x4A:
             send, pos = _length(data, pos, end)
-            snapshot = _d_snapshot(data, pos, send, depth + 1)
+            vals[9] = _d_snapshot(data, pos, send, depth + 1)
             if merge is None:
                 merge = _Merger()
             joined = merge.add(data, pos, send)
             if joined is not None:
-                snapshot = _d_snapshot(joined, 0, len(joined), depth + 1)
+                vals[9] = _d_snapshot(joined, 0, len(joined), depth + 1)
             pos = send
         elif key == 0x72:
             rend, pos = _length(data, pos, end)
             r = _d_message(data, pos, rend, depth + 1)
-            if responses is None:
-                responses = [r]
+            if vals[13]:
+                vals[13].append(r)
             else:
-                responses.append(r)
+                vals[13] = [r]
             pos = rend
         else:
             pos = _field(data, pos, end, key, kpos, _MESSAGE_FIELDS)
-    return Message(
-        mtype,
-        to,
-        frm,
-        term,
-        log_term,
-        index,
-        entries if entries is not None else (),
-        commit,
-        vote,
-        snapshot,
-        reject,
-        reject_hint,
-        context,
-        responses if responses is not None else (),
-    )
+    return Message(*vals)
+
+
+def _d_entries(data: bytes, pos: int, end: int, vals: list[Any]) -> int:
+    """Decode a run of consecutive ``Message.entries`` fields into ``vals[6]``.
+
+    ``pos`` is just past the first entry's key; returns the position after the run.
+    MsgApp decoding spends nearly all its time here, so the canonical layout (term,
+    index, data in this order, each at most once, type absent) is parsed with unrolled
+    straight-line code that may read past the entry, or even fail, on other input: its
+    result is used only when it consumed exactly the entry's bytes. Anything else (a
+    type, an unknown field, a duplicate, malformed data) is decoded again by
+    :func:`_d_entry`, which knows every rule and reports every error.
+    """
+    ents = vals[6]
+    if not ents:
+        ents = vals[6] = []
+    append = ents.append
+    varint = _varint
+    new_entry = Entry
+    normal = EntryType.EntryNormal
+    while True:
+        if pos < end and data[pos] < 0x80:
+            eend = pos + 1 + data[pos]
+            pos += 1
+            if eend > end:
+                _length(data, pos - 1, end)  # raises with the full message
+        else:
+            eend, pos = _length(data, pos, end)
+        p = pos
+        term = index = 0
+        d = b""
+        try:
+            if data[p] == 0x10:
+                term = data[p + 1]
+                p += 2
+                if term >= 0x80:
+                    term, p = varint(data, p - 1, end)
+            if data[p] == 0x18:
+                index = data[p + 1]
+                p += 2
+                if index >= 0x80:
+                    c = data[p]
+                    p += 1
+                    index = (index & 0x7F) | (c << 7)
+                    if c >= 0x80:
+                        c = data[p]
+                        p += 1
+                        index = (index & 0x3FFF) | (c << 14)
+                        if c >= 0x80:
+                            index, p = varint(data, p - 3, end)
+            if data[p] == 0x22:
+                n = data[p + 1]
+                p += 2
+                if n >= 0x80:
+                    c = data[p]
+                    p += 1
+                    n = (n & 0x7F) | (c << 7)
+                    if c >= 0x80:
+                        n, p = varint(data, p - 2, end)
+                d = data[p : p + n]
+                p += n
+        except (IndexError, DecodeError):
+            p = -1
+        if p == eend:
+            append(new_entry(term, index, normal, d))
+        else:
+            append(_d_entry(data, pos, eend))
+        pos = eend
+        if pos < end and data[pos] == 0x3A:
+            pos += 1
+        else:
+            return pos
 
 
 def _d_hard_state(data: bytes, pos: int, end: int) -> HardState:
@@ -995,13 +1045,17 @@ _Buffer = bytes | bytearray | memoryview
 _T = TypeVar("_T")
 
 
+def _error(name: str, err: DecodeError) -> DecodeError:
+    return DecodeError(f"raftpb: cannot decode {name}: {err}")
+
+
 def _run(name: str, fn: Callable[[bytes, int, int], _T], data: _Buffer) -> _T:
     if type(data) is not bytes:
         data = bytes(data)
     try:
         return fn(data, 0, len(data))
     except DecodeError as err:
-        raise DecodeError(f"raftpb: cannot decode {name}: {err}") from None
+        raise _error(name, err) from None
 
 
 def decode_entry(data: _Buffer) -> Entry:
@@ -1011,7 +1065,12 @@ def decode_entry(data: _Buffer) -> Entry:
 
 def decode_message(data: _Buffer) -> Message:
     """Decode a :class:`Message`; ``snapshot`` is ``None`` iff the field is absent."""
-    return _run("Message", lambda d, p, e: _d_message(d, p, e, 0), data)
+    if type(data) is not bytes:
+        data = bytes(data)
+    try:
+        return _d_message(data, 0, len(data), 0)
+    except DecodeError as err:
+        raise _error("Message", err) from None
 
 
 def decode_hard_state(data: _Buffer) -> HardState:
