@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Project tasks that work on a fresh clone with nothing but python3 and pip.
 
-    python3 tasks.py demo    the main job (today: the etcd conformance report)
-    python3 tasks.py test    everything CI checks: ruff, mypy --strict, pytest, conformance
+    python3 tasks.py demo         the main job: a local 3-node raftkv cluster, narrated
+    python3 tasks.py test         everything CI checks: ruff, mypy --strict, pytest
+    python3 tasks.py conformance  the etcd conformance report alone
 
 Each task first makes sure ``.venv`` exists and holds the project with its dev
 dependencies; it reinstalls only when ``pyproject.toml`` changed since the last install.
@@ -49,9 +50,13 @@ def conformance_args() -> list[str]:
 
 
 def demo() -> None:
+    _run(PY, "-m", "raftkv", "demo")
+
+
+def conformance() -> None:
     args = conformance_args()
     if args:
-        _run(PY, "-m", "raftcore.rafttest.conformance", *args)
+        _run(PY, "-m", "raftcore.rafttest.conformance", "-q", *args)
 
 
 def test() -> None:
@@ -61,7 +66,7 @@ def test() -> None:
     _run(PY, "-m", "pytest", "-q", *sys.argv[2:])
 
 
-TASKS = {"demo": demo, "test": test}
+TASKS = {"demo": demo, "test": test, "conformance": conformance}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in TASKS:
