@@ -13,7 +13,7 @@ _BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
 
 def _examples() -> list[tuple[str, str]]:
     found = []
-    for page in sorted(DOCS.glob("*.md")):
+    for page in [DOCS.parent / "README.md", *sorted(DOCS.glob("*.md"))]:
         for n, block in enumerate(_BLOCK.findall(page.read_text(encoding="utf-8"))):
             found.append((f"{page.name}#{n}", block))
     return found
