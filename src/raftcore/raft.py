@@ -1232,8 +1232,11 @@ def step_leader(r: Raft, m: Message) -> None:
         _leader_handle_prop(r, m)
         return
     if t == _MsgReadIndex:
-        if r.trk.is_singleton():
-            # We are the only voter: the read is confirmed by definition.
+        if r.trk.is_singleton() and r.id in r.trk.config.voters.incoming:
+            # We are the only voter: the read is confirmed by definition. (etcd checks
+            # only that there is one voter; a leader that removed or demoted itself
+            # would then answer from its own possibly stale commit index. The
+            # simulator found that stale read; see docs/porting.md.)
             resp = r.response_to_read_index_req(m, r.raft_log.committed)
             if resp is not None:
                 r.send(resp)
