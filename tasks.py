@@ -2,7 +2,7 @@
 """Project tasks that work on a fresh clone with nothing but python3 and pip.
 
     python3 tasks.py demo         the main job: a local 3-node raftkv cluster, narrated
-    python3 tasks.py test         everything CI checks: ruff, mypy --strict, pytest
+    python3 tasks.py test         everything CI checks: ruff, mypy --strict, pytest, simulator
     python3 tasks.py conformance  the etcd conformance report alone
 
 Each task first makes sure ``.venv`` exists and holds the project with its dev
@@ -64,6 +64,8 @@ def test() -> None:
     _run(BIN / "ruff", "format", "--check", "src", "tests", "bench", "tasks.py")
     _run(BIN / "mypy")
     _run(PY, "-m", "pytest", "-q", *sys.argv[2:])
+    # The simulator's safety soak: deterministic seeds, every fault kind (~30 s).
+    _run(PY, "-m", "raftcore.sim", "--seeds", "200", "--steps", "5000", "--progress", "50")
 
 
 TASKS = {"demo": demo, "test": test, "conformance": conformance}
