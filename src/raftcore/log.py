@@ -48,10 +48,13 @@ class RaftLog:
     """
 
     __slots__ = (
+        "_applying_size",
+        "_storage_maybe_term",
+        "_unmeasured",
+        "_unmeasured_bound",
         "applied",
         "applying",
         "applying_ents_paused",
-        "applying_ents_size",
         "committed",
         "logger",
         "max_applying_ents_size",
@@ -70,6 +73,11 @@ class RaftLog:
         first_index = storage.first_index()
         last_index = storage.last_index()
         self.storage = storage
+        # Storage.maybe_term is an optional fast path (see raftcore.storage): one call
+        # in place of first_index + last_index + term. ``storage`` is fixed for life.
+        self._storage_maybe_term: Callable[[int], int | None] | None = getattr(
+            storage, "maybe_term", None
+        )
         self.unstable = Unstable(
             offset=last_index + 1, offset_in_progress=last_index + 1, logger=logger
         )
@@ -79,8 +87,15 @@ class RaftLog:
         self.logger = logger
         #: Limit on bytes handed out by next_committed_ents and not yet applied.
         self.max_applying_ents_size = max_applying_ents_size
-        #: Bytes handed out by next_committed_ents and not yet applied.
-        self.applying_ents_size = 0
+        # applying_ents_size (a property) is _applying_size plus the sizes of the
+        # batches in _unmeasured: batches handed out by RawNode whose size nobody has
+        # needed yet. In the usual Ready cycle a batch is handed out and applied
+        # without its size ever mattering, so it is never measured (see
+        # _accept_applying_ents). _unmeasured_bound bounds their total size from
+        # above, cheaply.
+        self._applying_size = 0
+        self._unmeasured: list[Sequence[Entry]] = []
+        self._unmeasured_bound = 0
         #: True while handing out committed entries waits for application progress.
         self.applying_ents_paused = False
 
@@ -102,11 +117,18 @@ class RaftLog:
         or ``None`` if ``a.prev`` does not match our log. Also advances ``committed``
         up to ``min(committed, that index)``.
         """
-        if not self.match_term(a.prev):
+        prev = a.prev
+        return self._maybe_append(prev.term, prev.index, a.entries, committed)
+
+    def _maybe_append(
+        self, prev_term: int, prev_index: int, entries: Sequence[Entry], committed: int
+    ) -> int | None:
+        # maybe_append with the slice taken apart: the follower's hot path calls this
+        # straight from a MsgApp, without building a LogSlice and an EntryID.
+        if self._term_or_none(prev_index) != prev_term:
             return None
-        entries = a.entries
-        lastnewi = a.prev.index + len(entries)
-        ci = self.find_conflict(entries)
+        lastnewi = prev_index + len(entries)
+        ci = self.find_conflict(entries) if entries else 0
         if ci == 0:
             pass
         elif ci <= self.committed:
@@ -114,11 +136,15 @@ class RaftLog:
                 "entry %d conflict with committed entry [committed(%d)]", ci, self.committed
             )
         else:
-            start = ci - (a.prev.index + 1)
+            start = ci - (prev_index + 1)
             if start > len(entries):
                 self.logger.panic("index, %d, is out of range [%d]", start, len(entries))
-            self.append(entries[start:])
-        self.commit_to(min(committed, lastnewi))
+            # The common case appends the whole message: no need to copy it first.
+            self.append(entries[start:] if start else entries)
+        if committed > lastnewi:
+            committed = lastnewi
+        if self.committed < committed:
+            self.commit_to(committed)
         return lastnewi
 
     def append(self, ents: Sequence[Entry]) -> int:
@@ -141,9 +167,10 @@ class RaftLog:
         which is logged) or that lies past our last index. Returns 0 if all of
         ``ents`` is already in the log. ``ents`` must have consecutive indices.
         """
+        term_or_none = self._term_or_none
         for e in ents:
             index = e.index
-            if not self._match_term(e.term, index):
+            if term_or_none(index) != e.term:
                 if index <= self.last_index():
                     self.logger.info(
                         "found conflict at index %d [existing term: %d, conflicting term: %d]",
@@ -210,11 +237,16 @@ class RaftLog:
         if self.applying_ents_paused:
             # Too many bytes are being applied already.
             return []
-        if self.has_next_or_in_progress_snapshot():
+        u = self.unstable
+        if u.snapshot is not None:
             # See has_next_committed_ents.
             return []
         lo = self.applying + 1
-        hi = self.max_appliable_index(allow_unstable) + 1
+        # max_appliable_index(allow_unstable) + 1, inlined:
+        hi = self.committed
+        if not allow_unstable and hi > u.offset - 1:
+            hi = u.offset - 1
+        hi += 1
         if lo >= hi:
             return []
         # Go subtracts unsigned sizes: keep its wrap-around, so that only an exact
@@ -286,6 +318,77 @@ class RaftLog:
                 )
             self.committed = tocommit
 
+    @property
+    def applying_ents_size(self) -> int:
+        """Bytes handed out by next_committed_ents and not yet applied."""
+        unmeasured = self._unmeasured
+        if unmeasured:
+            # Someone needs the exact figure: measure what was deferred.
+            self._applying_size += sum(map(ents_size, unmeasured))
+            unmeasured.clear()
+            self._unmeasured_bound = 0
+        return self._applying_size
+
+    @applying_ents_size.setter
+    def applying_ents_size(self, size: int) -> None:
+        self._unmeasured.clear()
+        self._unmeasured_bound = 0
+        self._applying_size = size
+
+    def _accept_applying_ents(self, i: int, ents: Sequence[Entry], allow_unstable: bool) -> None:
+        # accept_applying(i, ents_size(ents), allow_unstable), measuring ents only if
+        # the pause decision needs it. RawNode calls this with the committed entries
+        # of the Ready it hands out (ents ends at i); _applied_to_ents takes the same
+        # list back.
+        bound = ents_size_upper_bound(ents)
+        max_size = self.max_applying_ents_size
+        if self._applying_size + self._unmeasured_bound + bound >= max_size:
+            # The budget may be used up: decide on exact sizes.
+            self.accept_applying(i, ents_size(ents), allow_unstable)
+            return
+        if self.committed < i:
+            self.logger.panic(
+                "applying(%d) is out of range [prevApplying(%d), committed(%d)]",
+                i,
+                self.applying,
+                self.committed,
+            )
+        self.applying = i
+        self._unmeasured.append(ents)
+        self._unmeasured_bound += bound
+        # The total stays below the budget, so only a cut batch pauses.
+        self.applying_ents_paused = i < self.max_appliable_index(allow_unstable)
+
+    def _applied_to_ents(self, i: int, ents: Sequence[Entry]) -> None:
+        # applied_to(i, ents_size(ents)) for a batch that _accept_applying_ents may
+        # have left unmeasured: then it is just dropped from the total (which
+        # contains it, so the subtraction cannot go below zero either).
+        unmeasured = self._unmeasured
+        for k in range(len(unmeasured)):
+            if unmeasured[k] is ents:
+                break
+        else:
+            self.applied_to(i, ents_size(ents))
+            return
+        if self.committed < i or i < self.applied:
+            self.logger.panic(
+                "applied(%d) is out of range [prevApplied(%d), committed(%d)]",
+                i,
+                self.applied,
+                self.committed,
+            )
+        self.applied = i
+        self.applying = max(self.applying, i)
+        del unmeasured[k]
+        if unmeasured:
+            self._unmeasured_bound -= ents_size_upper_bound(ents)
+            if self._applying_size + self._unmeasured_bound < self.max_applying_ents_size:
+                self.applying_ents_paused = False
+                return
+        else:
+            self._unmeasured_bound = 0
+        self.applying_ents_paused = self.applying_ents_size >= self.max_applying_ents_size
+
     def applied_to(self, i: int, size: int) -> None:
         """The application has applied up to ``i``, releasing ``size`` bytes."""
         if self.committed < i or i < self.applied:
@@ -324,7 +427,7 @@ class RaftLog:
         )
 
     def stable_to(self, id: EntryID) -> None:
-        self.unstable.stable_to(id)
+        self.unstable._stable_to(id.term, id.index)
 
     def stable_snap_to(self, i: int) -> None:
         self.unstable.stable_snap_to(i)
@@ -335,6 +438,11 @@ class RaftLog:
 
     def last_entry_id(self) -> EntryID:
         """The id of the last entry in the log."""
+        u = self.unstable
+        ents = u.entries
+        if ents:
+            # The usual case on a leader: no storage access needed.
+            return EntryID(ents[-1].term, u.offset + len(ents) - 1)
         index = self.last_index()
         try:
             t = self.term(index)
@@ -350,6 +458,23 @@ class RaftLog:
         :class:`CompactedError` below and :class:`UnavailableError` above that range.
         """
         # The unstable tail first: a hit there needs no storage access at all.
+        u = self.unstable
+        ents = u.entries
+        pos = i - u.offset
+        if pos >= 0 and pos < len(ents):
+            return ents[pos].term
+        if u.snapshot is None and (pos < 0 or not ents):
+            # Only storage can answer: one maybe_term call when it has one. A miss
+            # falls through to the checks below, which raise the right error.
+            mt = self._storage_maybe_term
+            if mt is not None:
+                t = mt(i)
+                if t is not None:
+                    return t
+        return self._term_slow(i)
+
+    def _term_slow(self, i: int) -> int:
+        # term() through the Storage protocol alone.
         t = self.unstable.maybe_term(i)
         if t is not None:
             return t
@@ -365,7 +490,21 @@ class RaftLog:
         The hot paths probe entries that are often missing (the first new entry of an
         append); raising and catching would cost far more than the lookup.
         """
-        t = self.unstable.maybe_term(i)
+        u = self.unstable
+        ents = u.entries
+        pos = i - u.offset
+        if pos >= 0:
+            if pos < len(ents):
+                return ents[pos].term
+            if ents:
+                return None  # past the last index
+        if u.snapshot is None:
+            # Storage's range: maybe_term answers None exactly where the checks
+            # below would.
+            mt = self._storage_maybe_term
+            if mt is not None:
+                return mt(i)
+        t = u.maybe_term(i)
         if t is not None:
             return t
         if i + 1 < self.first_index() or i > self.last_index():
@@ -389,7 +528,11 @@ class RaftLog:
         last = self.last_index()
         if i > last:
             return []
-        return self.slice(i, last + 1, max_size)
+        # slice(i, last + 1) without recomputing the bounds just established; only
+        # the compaction check remains.
+        if i < self.first_index():
+            raise CompactedError()
+        return self._slice(i, last + 1, max_size)
 
     def all_entries(self) -> list[Entry]:
         """Every entry in the log."""
@@ -421,10 +564,24 @@ class RaftLog:
 
         A zero term never matches: a leader always has term 1 or higher.
         """
-        if at.term != 0 and at.index > self.committed and self.match_term(at):
-            self.commit_to(at.index)
+        return self._maybe_commit(at.term, at.index)
+
+    def _maybe_commit(self, term: int, index: int) -> bool:
+        # maybe_commit without the EntryID: the leader calls it on every ack.
+        if term != 0 and index > self.committed and self._term_or_none(index) == term:
+            # commit_to(index) without its range check: index is in the log (its term
+            # was found), so it cannot be past the last index.
+            self.committed = index
             return True
         return False
+
+    def _last_term_known(self) -> bool:
+        # True if term(last_index()) is sure to succeed without asking: the last
+        # entry is unstable, or storage answers maybe_term, whose contract covers
+        # its last index. (Lets the leader skip a lookup when there is nothing to
+        # send.)
+        u = self.unstable
+        return bool(u.entries) or (u.snapshot is None and self._storage_maybe_term is not None)
 
     def restore(self, s: Snapshot) -> None:
         """Reset the log to snapshot ``s``, which becomes the unstable snapshot."""
@@ -468,11 +625,23 @@ class RaftLog:
         self.must_check_out_of_bounds(lo, hi)
         if lo == hi:
             return []
+        return self._slice(lo, hi, max_size)
+
+    def _slice(self, lo: int, hi: int, max_size: int) -> list[Entry]:
+        # slice() once the bounds are known to be good and lo < hi.
         u = self.unstable
         offset = u.offset
         if lo >= offset:
             # Entirely in the unstable tail; the slice is already a fresh list.
-            return limit_size(u.slice(lo, hi), max_size)
+            u_ents = u.entries
+            if hi - offset <= len(u_ents):
+                # u.slice(lo, hi) without its (passing) bounds check.
+                ents = u_ents[lo - offset : hi - offset]
+            else:
+                ents = u.slice(lo, hi)  # panics
+            if len(ents) <= 1 or max_size >= NO_LIMIT:
+                return ents
+            return limit_size(ents, max_size)
 
         cut = min(hi, offset)
         try:

@@ -6,6 +6,12 @@ is on. Message texts are etcd's, because the conformance scripts print them.
 
 :class:`StdlibLogger`, the default, hands every call to a :mod:`logging` logger (named
 ``raftcore`` unless you pass another), which formats lazily in the same way.
+
+Optional fast path: a logger may have a ``debug_enabled`` attribute (or property) that
+is false when debug lines are dropped. The core then skips the few debug calls whose
+arguments cost something to compute (a log lookup, say). Loggers without it are
+assumed to want everything, so existing :class:`Logger` implementations keep working
+unchanged; :class:`StdlibLogger` has it.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from typing import NoReturn, Protocol, runtime_checkable
 
 from raftcore.errors import RaftPanic
 
-__all__ = ["Logger", "StdlibLogger", "default_logger"]
+__all__ = ["Logger", "StdlibLogger", "debug_enabled", "default_logger"]
 
 
 @runtime_checkable
@@ -41,6 +47,11 @@ class StdlibLogger:
     def __init__(self, log: logging.Logger | None = None) -> None:
         self._log = log if log is not None else logging.getLogger("raftcore")
 
+    @property
+    def debug_enabled(self) -> bool:
+        """Whether debug lines get through (see the module doc)."""
+        return self._log.isEnabledFor(logging.DEBUG)
+
     def debug(self, msg: str, *args: object) -> None:
         self._log.debug(msg, *args)
 
@@ -57,6 +68,11 @@ class StdlibLogger:
         text = msg % args if args else msg
         self._log.critical("%s", text)
         raise RaftPanic(text)
+
+
+def debug_enabled(logger: Logger) -> bool:
+    """False only if ``logger`` says it drops debug lines (``debug_enabled``)."""
+    return bool(getattr(logger, "debug_enabled", True))
 
 
 _DEFAULT = StdlibLogger()

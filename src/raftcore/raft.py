@@ -39,7 +39,7 @@ from raftcore.errors import (
     UnavailableError,
 )
 from raftcore.log import RaftLog
-from raftcore.logger import Logger, default_logger
+from raftcore.logger import Logger, debug_enabled, default_logger
 from raftcore.quorum import VoteResult
 from raftcore.raftpb import codec
 from raftcore.raftpb.types import (
@@ -56,11 +56,10 @@ from raftcore.raftpb.types import (
 from raftcore.read_only import ReadOnly, ReadState
 from raftcore.tracker import Inflights, Progress, ProgressMap, ProgressTracker, TrackerConfig
 from raftcore.tracker import StateType as ProgressStateType
-from raftcore.types import EntryID, LogSlice
+from raftcore.types import EntryID
 from raftcore.util import (
     NONE,
     assert_conf_states_equivalent,
-    ents_size,
     payloads_size,
     vote_resp_msg_type,
 )
@@ -76,6 +75,7 @@ __all__ = [
     "Raft",
     "StateType",
     "StepFunc",
+    "leader_propose",
     "step_candidate",
     "step_follower",
     "step_leader",
@@ -354,14 +354,29 @@ class Raft:
         ``send_if_empty`` is false); fall back to a snapshot when the log it needs has
         been compacted. True if a message went out."""
         pr = self.trk.progress[to]
-        if pr.is_paused():
+        # pr.is_paused(), inlined for the two usual states.
+        state = pr.state
+        if state in (_StateReplicate, _StateProbe):
+            if pr.msg_app_flow_paused:
+                return False
+        elif pr.is_paused():
             return False
 
         raft_log = self.raft_log
         prev_index = pr.next - 1
-        try:
-            prev_term = raft_log.term(prev_index)
-        except (CompactedError, UnavailableError):
+        if (
+            not send_if_empty
+            and prev_index == raft_log.last_index()
+            and raft_log._last_term_known()
+        ):
+            # Caught up: there is nothing to send and the term lookup below is sure
+            # to succeed, so the answer is no, found cheaply (the leader asks this
+            # after every ack).
+            return False
+        # None exactly where term() raises CompactedError/UnavailableError, without
+        # the cost of raising.
+        prev_term = raft_log._term_or_none(prev_index)
+        if prev_term is None:
             # The entries the follower needs next are gone from our log.
             return self.maybe_send_snapshot(to, pr)
 
@@ -380,15 +395,14 @@ class Raft:
             return self.maybe_send_snapshot(to, pr)
 
         committed = raft_log.committed
-        self.send(
-            Message(
-                type=_MsgApp,
-                to=to,
-                index=prev_index,
-                log_term=prev_term,
-                entries=ents,
-                commit=committed,
-            )
+        self_id = self.id
+        if to == self_id:
+            self.send(Message(type=_MsgApp, to=to))  # refused: panics
+        # What send() makes of this message, queued directly. Positional (type, to,
+        # from_, term, log_term, index, entries, commit): the keyword form costs
+        # markedly more, and this is the busiest constructor.
+        self.msgs.append(
+            Message(_MsgApp, to, self_id, self.term, prev_term, prev_index, ents, committed)
         )
         pr.sent_entries(len(ents), payloads_size(ents) if ents else 0)
         pr.sent_commit = committed
@@ -414,16 +428,17 @@ class Raft:
             self.logger.panic("need non-empty snapshot")
         sindex = snapshot.metadata.index
         sterm = snapshot.metadata.term
-        self.logger.debug(
-            "%x [firstindex: %d, commit: %d] sent snapshot[index: %d, term: %d] to %x [%s]",
-            self.id,
-            raft_log.first_index(),
-            raft_log.committed,
-            sindex,
-            sterm,
-            to,
-            pr,
-        )
+        if debug_enabled(self.logger):
+            self.logger.debug(
+                "%x [firstindex: %d, commit: %d] sent snapshot[index: %d, term: %d] to %x [%s]",
+                self.id,
+                raft_log.first_index(),
+                raft_log.committed,
+                sindex,
+                sterm,
+                to,
+                pr,
+            )
         pr.become_snapshot(sindex)
         self.logger.debug("%x paused sending replication messages to %x [%s]", self.id, to, pr)
 
@@ -440,8 +455,14 @@ class Raft:
     def bcast_append(self) -> None:
         """send_append to every other tracked node, in ascending id order."""
         self_id = self.id
-        for id_ in sorted(self.trk.progress):
+        prs = self.trk.progress
+        for id_ in sorted(prs):
             if id_ != self_id:
+                pr = prs[id_]
+                if pr.msg_app_flow_paused and pr.state in (_StateReplicate, _StateProbe):
+                    # maybe_send_append would return at once (a full window, or a
+                    # probe in flight); the usual case while proposals stream in.
+                    continue
                 self.maybe_send_append(id_, True)
 
     def bcast_heartbeat(self) -> None:
@@ -465,7 +486,10 @@ class Raft:
         raft_log = self.raft_log
         new_applied = max(index, raft_log.applied)
         raft_log.applied_to(new_applied, size)
+        self._maybe_auto_leave(new_applied)
 
+    def _maybe_auto_leave(self, new_applied: int) -> None:
+        # The second half of applied_to.
         if (
             self.trk.config.auto_leave
             and new_applied >= self.pending_conf_index
@@ -498,7 +522,50 @@ class Raft:
     def maybe_commit(self) -> bool:
         """Advance the commit index to what a quorum has acked, if that is an entry of
         this term (Raft only commits earlier terms' entries indirectly). Leader only."""
-        return self.raft_log.maybe_commit(EntryID(self.term, self.trk.committed()))
+        return self.raft_log._maybe_commit(self.term, self.trk.committed())
+
+    def _own_acks_coalesce(self, msgs: Sequence[Message]) -> bool:
+        """Whether stepping only the last of ``msgs``, a run of the leader's
+        acknowledgements of its own appends (MsgAppResp from and to itself, as
+        RawNode.advance steps them), has exactly the effect of stepping them all in
+        order. Changes nothing.
+
+        A leader taking proposals one by one acknowledges each to itself; stepping
+        them one by one dominates the cost of a Ready round. Each such ack, in
+        StateReplicate and with increasing indexes, marks us active, raises our match
+        (and next) to its index, frees in-flight appends up to it (a no-op for
+        ourselves), and tries to commit; a commit is the only effect that depends on
+        the acks in between, and it cannot happen anywhere in the run if it would
+        not happen at its end: the quorum index grows with our match. So the run
+        coalesces when the quorum index with our match at the last index does not
+        exceed the commit index (the steady state: followers ack the same entries
+        only later). Otherwise, or if anything is unusual, the caller steps them all.
+        """
+        if self.state != _StateLeader or len(msgs) < 2:
+            return False
+        self_id = self.id
+        pr = self.trk.progress.get(self_id)
+        if pr is None or pr.state != _StateReplicate or self.lead_transferee == self_id:
+            return False
+        term = self.term
+        last = pr.match
+        for m in msgs:
+            if (
+                m.type != _MsgAppResp
+                or m.from_ != self_id
+                or m.term != term
+                or m.reject
+                or m.index <= last
+            ):
+                return False
+            last = m.index
+        match = pr.match
+        pr.match = last
+        try:
+            c = self.trk.committed()
+        finally:
+            pr.match = match
+        return c <= self.raft_log.committed
 
     # ------------------------------------------------------------------ role changes
 
@@ -539,21 +606,43 @@ class Raft:
         """Append ``es`` to the leader's log at the current term; False if dropped for
         exceeding the uncommitted-size limit."""
         raft_log = self.raft_log
-        li = raft_log.last_index()
+        u = raft_log.unstable
+        u_ents = u.entries
+        # raft_log.last_index(), with the usual unstable tail answered here.
+        li = u.offset + len(u_ents) - 1 if u_ents else raft_log.last_index()
         term = self.term
         # Fresh entries: the proposer's objects may be shared, ours must not change.
-        cloned = [Entry(term, li + 1 + i, e.type, e.data) for i, e in enumerate(es)]
-        if not self.increase_uncommitted_size(cloned):
+        if len(es) == 1:
+            # One proposal at a time is the usual case; skip the comprehension.
+            e = es[0]
+            cloned = [Entry(term, li + 1, e.type, e.data)]
+            size = len(e.data)
+        else:
+            cloned = [Entry(term, li + 1 + i, e.type, e.data) for i, e in enumerate(es)]
+            size = payloads_size(cloned)
+        # increase_uncommitted_size(cloned), inlined.
+        usize = self.uncommitted_size
+        if usize > 0 and size > 0 and usize + size > self.max_uncommitted_size:
             self.logger.warning(
                 "%x appending new entries to log would exceed uncommitted entry size limit; dropping proposal",
                 self.id,
             )
             return False
+        self.uncommitted_size = usize + size
 
-        li = raft_log.append(cloned)
+        if li + 1 == u.offset + len(u_ents) and li >= raft_log.committed:
+            # What raft_log.append(cloned) does when the entries directly follow the
+            # unstable tail (as a leader's always do), without its three calls.
+            u_ents.extend(cloned)
+            li += len(cloned)
+        else:
+            li = raft_log.append(cloned)
         # The leader acks its own entries through the same path as followers, once
-        # they are durable (it sends itself no MsgApp).
-        self.send(Message(type=_MsgAppResp, to=self.id, index=li))
+        # they are durable (it sends itself no MsgApp). This is what send() would
+        # make of Message(type=MsgAppResp, to=self.id, index=li), queued directly:
+        # (type, to, from_, term, log_term, index).
+        self_id = self.id
+        self.msgs_after_append.append(Message(_MsgAppResp, self_id, self_id, term, 0, li))
         return True
 
     def tick_election(self) -> None:
@@ -822,14 +911,21 @@ class Raft:
             self.hup(CAMPAIGN_PRE_ELECTION if self.pre_vote else CAMPAIGN_ELECTION)
         elif t == _MsgStorageAppendResp:
             if m.index != 0:
-                self.raft_log.stable_to(EntryID(m.log_term, m.index))
+                self.raft_log.unstable._stable_to(m.log_term, m.index)
             if m.snapshot is not None:
                 self.applied_snap(m.snapshot)
         elif t == _MsgStorageApplyResp:
             ents = m.entries
             if ents:
-                self.applied_to(ents[-1].index, ents_size(ents))
-                self.reduce_uncommitted_size(payloads_size(ents))
+                # applied_to(ents[-1].index, ents_size(ents)), where the log may
+                # know the list (handed out by RawNode) and not need its size.
+                raft_log = self.raft_log
+                new_applied = max(ents[-1].index, raft_log.applied)
+                raft_log._applied_to_ents(new_applied, ents)
+                self._maybe_auto_leave(new_applied)
+                if self.uncommitted_size:
+                    # (With nothing tracked the result is 0 whatever the size.)
+                    self.reduce_uncommitted_size(payloads_size(ents))
         else:  # MsgVote, MsgPreVote
             self._handle_vote_request(m)
 
@@ -936,24 +1032,30 @@ class Raft:
 
     def handle_append_entries(self, m: Message) -> None:
         raft_log = self.raft_log
-        a = LogSlice(m.term, EntryID(m.log_term, m.index), m.entries)
-
-        if a.prev.index < raft_log.committed:
+        # etcd builds a LogSlice(m.term, (m.log_term, m.index), m.entries) here; the
+        # parts are passed as they are instead.
+        if m.index < raft_log.committed:
             self.send(Message(type=_MsgAppResp, to=m.from_, index=raft_log.committed))
             return
-        mlast_index = raft_log.maybe_append(a, m.commit)
+        mlast_index = raft_log._maybe_append(m.log_term, m.index, m.entries, m.commit)
         if mlast_index is not None:
-            self.send(Message(type=_MsgAppResp, to=m.from_, index=mlast_index))
+            # send(Message(type=MsgAppResp, to=m.from_, index=mlast_index)), queued
+            # directly: (type, to, from_, term, log_term, index).
+            self.msgs_after_append.append(
+                Message(_MsgAppResp, m.from_, self.id, self.term, 0, mlast_index)
+            )
             return
-        self.logger.debug(
-            "%x [logterm: %d, index: %d] rejected MsgApp [logterm: %d, index: %d] from %x",
-            self.id,
-            self.raft_log.zero_term_on_out_of_bounds(m.index),
-            m.index,
-            m.log_term,
-            m.index,
-            m.from_,
-        )
+        if debug_enabled(self.logger):
+            # (The term lookup is only worth doing when the line is printed.)
+            self.logger.debug(
+                "%x [logterm: %d, index: %d] rejected MsgApp [logterm: %d, index: %d] from %x",
+                self.id,
+                self.raft_log.zero_term_on_out_of_bounds(m.index),
+                m.index,
+                m.log_term,
+                m.index,
+                m.from_,
+            )
 
         # Hint the leader at the largest (index, term) at which our logs may agree:
         # the last entry at or below m.index whose term is at most m.log_term. This
@@ -1345,7 +1447,15 @@ def _leader_handle_app_resp(r: Raft, m: Message, pr: Progress) -> None:
     # Update on a higher match, or when an ack at the current match can move a
     # probing peer back to StateReplicate. (Not for StateSnapshot: there the
     # pending snapshot must be acked first.)
-    if pr.maybe_update(m.index) or (pr.match == m.index and pr.state == _StateProbe):
+    index = m.index
+    # pr.maybe_update(index), inlined: this runs for every ack.
+    updated = index > pr.match
+    if updated:
+        pr.match = index
+        if pr.next < index + 1:
+            pr.next = index + 1
+        pr.msg_app_flow_paused = False
+    if updated or (pr.match == index and pr.state == _StateProbe):
         state = pr.state
         if state == _StateProbe:
             pr.become_replicate()
@@ -1365,7 +1475,7 @@ def _leader_handle_app_resp(r: Raft, m: Message, pr: Progress) -> None:
             pr.inflights.free_le(m.index)
 
         self_id = r.id
-        if r.maybe_commit():
+        if raft_log._maybe_commit(r.term, r.trk.committed()):  # r.maybe_commit()
             # The commit index moved in our term: pending reads can be answered.
             _release_pending_read_index_messages(r)
             r.bcast_append()
@@ -1384,7 +1494,17 @@ def _leader_handle_app_resp(r: Raft, m: Message, pr: Progress) -> None:
 
 
 def _leader_handle_prop(r: Raft, m: Message) -> None:
-    ents = m.entries
+    leader_propose(r, m.entries, m)
+
+
+def leader_propose(r: Raft, ents: Sequence[Entry], m: Message | None) -> None:
+    """A leader's handling of MsgProp ``m`` carrying ``ents``.
+
+    RawNode.propose calls this directly on a leader (with ``m`` None and a fresh list
+    of one entry), which is all that stepping a MsgProp comes to there, without
+    building the message. ``m``, when given, gets a copy of ``ents`` if one has to
+    be modified and is not a list.
+    """
     if not ents:
         r.logger.panic("%x stepped empty MsgProp", r.id)
     if r.id not in r.trk.progress:
@@ -1399,7 +1519,8 @@ def _leader_handle_prop(r: Raft, m: Message) -> None:
         )
         raise ProposalDroppedError()
 
-    for i in range(len(ents)):
+    # Conf changes need checking; a single normal entry (the usual proposal) does not.
+    for i in range(len(ents)) if len(ents) != 1 or ents[0].type != _EntryNormal else ():
         e = ents[i]
         et = e.type
         cc: ConfChange | ConfChangeV2
@@ -1439,7 +1560,8 @@ def _leader_handle_prop(r: Raft, m: Message) -> None:
             # The refused change still takes its slot in the log, as an empty entry.
             if not isinstance(ents, list):
                 ents = list(ents)
-                m.entries = ents
+                if m is not None:
+                    m.entries = ents
             ents[i] = Entry(type=_EntryNormal)
         else:
             r.pending_conf_index = r.raft_log.last_index() + i + 1

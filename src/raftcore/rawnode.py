@@ -29,7 +29,7 @@ from raftcore.errors import (
     StepLocalMsgError,
     StepPeerNotFoundError,
 )
-from raftcore.raft import Raft
+from raftcore.raft import Raft, leader_propose, step_leader
 from raftcore.raftpb.confchange import marshal_conf_change
 from raftcore.raftpb.types import (
     ConfChange,
@@ -55,7 +55,6 @@ from raftcore.tracker import Progress
 from raftcore.util import (
     LOCAL_APPEND_THREAD,
     LOCAL_APPLY_THREAD,
-    ents_size,
     is_local_msg,
     is_response_msg,
 )
@@ -79,6 +78,12 @@ __all__ = [
     "new_storage_apply_resp_msg",
 ]
 
+# util's is_local_msg / is_response_msg, as sets: a lookup instead of a call per message.
+_LOCAL_MSGS = frozenset(t for t in MessageType if is_local_msg(t))
+_RESPONSE_MSGS = frozenset(t for t in MessageType if is_response_msg(t))
+_MsgProp = MessageType.MsgProp
+_MsgAppResp = MessageType.MsgAppResp
+_EntryNormal = EntryType.EntryNormal
 _MsgStorageAppend = MessageType.MsgStorageAppend
 _MsgStorageAppendResp = MessageType.MsgStorageAppendResp
 _MsgStorageApply = MessageType.MsgStorageApply
@@ -204,15 +209,23 @@ def new_storage_append_resp_msg(r: Raft, rd: Ready) -> Message:
     attesting the whole unstable log on every response (also hard-state-only ones
     after a term change) guarantees that some response is eventually accepted.
     """
-    m = Message(type=_MsgStorageAppendResp, to=r.id, from_=LOCAL_APPEND_THREAD, term=r.term)
-    log = r.raft_log
-    if log.has_next_or_in_progress_unstable_ents():
-        last = log.last_entry_id()
-        m.index = last.index
-        m.log_term = last.term
-    if not is_empty_snap(rd.snapshot):
-        m.snapshot = rd.snapshot
-    return m
+    u = r.raft_log.unstable
+    ents = u.entries
+    snap = rd.snapshot
+    # (type, to, from_, term, log_term, index, entries, commit, vote, snapshot); with
+    # unstable entries the log's last entry is the last of them.
+    return Message(
+        _MsgStorageAppendResp,
+        r.id,
+        LOCAL_APPEND_THREAD,
+        r.term,
+        ents[-1].term if ents else 0,
+        u.offset + len(ents) - 1 if ents else 0,
+        (),
+        0,
+        0,
+        snap if snap is not None and snap.metadata.index != 0 else None,
+    )
 
 
 def need_storage_apply_msg(rd: Ready) -> bool:
@@ -236,9 +249,8 @@ def new_storage_apply_msg(r: Raft, rd: Ready) -> Message:
 
 def new_storage_apply_resp_msg(r: Raft, ents: Sequence[Entry]) -> Message:
     """The acknowledgement that ``ents`` (and everything before) have been applied."""
-    return Message(
-        type=_MsgStorageApplyResp, to=r.id, from_=LOCAL_APPLY_THREAD, term=0, entries=ents
-    )
+    # (type, to, from_, term, log_term, index, entries)
+    return Message(_MsgStorageApplyResp, r.id, LOCAL_APPLY_THREAD, 0, 0, 0, ents)
 
 
 def _step_ignoring_errors(r: Raft, m: Message) -> None:
@@ -297,7 +309,14 @@ class RawNode:
         A proposal that is not refused may still be lost; the application retries.
         """
         r = self.raft
-        r.step(Message(type=MessageType.MsgProp, from_=r.id, entries=[Entry(data=data)]))
+        # Positional forms (term, index, type, data) and (type, to, from_, term,
+        # log_term, index, entries): the keyword forms cost markedly more.
+        ents = [Entry(0, 0, _EntryNormal, data)]
+        if r.step_fn is step_leader:
+            # All that stepping the MsgProp comes to on a leader, minus the message.
+            leader_propose(r, ents, None)
+        else:
+            r.step(Message(_MsgProp, 0, r.id, 0, 0, 0, ents))
 
     def propose_conf_change(self, cc: ConfChange | ConfChangeV2 | None) -> None:
         """Propose a membership change (V1 or V2; ``None`` = leave a joint config)."""
@@ -320,13 +339,14 @@ class RawNode:
         are refused with StepPeerNotFoundError.
         """
         frm = m.from_
+        r = self.raft
         if frm != LOCAL_APPEND_THREAD and frm != LOCAL_APPLY_THREAD:
             t = m.type
-            if is_local_msg(t):
+            if t in _LOCAL_MSGS:
                 raise StepLocalMsgError()
-            if is_response_msg(t) and frm not in self.raft.trk.progress:
+            if t in _RESPONSE_MSGS and frm not in r.trk.progress:
                 raise StepPeerNotFoundError()
-        self.raft.step(m)
+        r.step(m)
 
     # --- Ready -------------------------------------------------------------------
 
@@ -359,13 +379,17 @@ class RawNode:
         if term != prev_hs.term or vote != prev_hs.vote or commit != prev_hs.commit:
             hard_st = HardState(term, vote, commit)
 
-        entries = log.next_unstable_ents()
+        # log.next_unstable_ents() and log.next_unstable_snapshot(), inlined.
+        u = log.unstable
+        u_ents = u.entries
+        in_progress = u.offset_in_progress - u.offset
+        entries = u_ents[in_progress:] if len(u_ents) != in_progress else []
         rd = Ready(
             soft_st,
             hard_st,
             r.read_states if r.read_states else [],
             entries,
-            log.next_unstable_snapshot(),
+            u.next_snapshot() if u.snapshot is not None else None,
             log.next_committed_ents(not async_writes),
             r.msgs,
             bool(entries) or vote != prev_hs.vote or term != prev_hs.term,
@@ -414,7 +438,8 @@ class RawNode:
             for m in r.msgs_after_append:
                 if m.to == rid:
                     steps.append(m)
-            if need_storage_append_resp_msg(r, rd):
+            if r.raft_log.unstable.entries or not is_empty_snap(rd.snapshot):
+                # (need_storage_append_resp_msg, inlined)
                 steps.append(new_storage_append_resp_msg(r, rd))
             if rd.committed_entries:
                 steps.append(new_storage_apply_resp_msg(r, rd.committed_entries))
@@ -422,10 +447,17 @@ class RawNode:
         r.msgs = []
         r.msgs_after_append = []
         log = r.raft_log
-        log.accept_unstable()
+        # log.accept_unstable(), inlined.
+        u = log.unstable
+        if u.entries:
+            u.offset_in_progress = u.entries[-1].index + 1
+        if u.snapshot is not None:
+            u.snapshot_in_progress = True
         ents = rd.committed_entries
         if ents:
-            log.accept_applying(ents[-1].index, ents_size(ents), not self.async_storage_writes)
+            # accept_applying(ents[-1].index, ents_size(ents), ...), measuring the
+            # entries only if needed; their MsgStorageApplyResp brings the list back.
+            log._accept_applying_ents(ents[-1].index, ents, not self.async_storage_writes)
 
     def has_ready(self) -> bool:
         """Whether :meth:`ready` would return any work (cheap; builds nothing)."""
@@ -467,8 +499,28 @@ class RawNode:
             return
         # Detach first, so that a step that panics cannot leave them to be re-stepped.
         self.steps_on_advance = []
-        for m in steps:
-            _step_ignoring_errors(r, m)
+        rid = r.id
+        n = len(steps)
+        i = 0
+        while i < n:
+            m = steps[i]
+            i += 1
+            if m.type == _MsgAppResp and m.from_ == rid:
+                # A run of acks of our own appends (one per proposal): when provably
+                # equivalent, step only its last (see Raft._own_acks_coalesce).
+                j = i
+                while j < n and steps[j].type == _MsgAppResp and steps[j].from_ == rid:
+                    j += 1
+                if j > i and r._own_acks_coalesce(steps[i - 1 : j]):
+                    m = steps[j - 1]
+                    i = j
+            # _step_ignoring_errors(r, m), inlined.
+            try:
+                r.step(m)
+            except RaftPanic:
+                raise
+            except RaftError:
+                pass
 
     # --- introspection -----------------------------------------------------------
 

@@ -13,7 +13,9 @@ and never mutated; lists handed out are always fresh lists.
 Optional fast path: a storage may also offer ``maybe_term(i) -> int | None``, answering
 like ``term(i)`` but with ``None`` wherever ``term`` would raise ``CompactedError`` or
 ``UnavailableError``. :class:`~raftcore.log.RaftLog` then asks it alone instead of
-``first_index``, ``last_index`` and ``term``. :class:`MemoryStorage` offers it.
+``first_index``, ``last_index`` and ``term``, and relies on ``maybe_term(last_index())``
+being a term (``first_index() - 1 <= last_index()`` always, as the Storage contract
+implies). :class:`MemoryStorage` offers it.
 """
 
 from __future__ import annotations

@@ -111,7 +111,10 @@ class Unstable:
         that no longer match (entry gone, covered by the snapshot, or replaced by a
         different term) are ignored.
         """
-        index = id.index
+        self._stable_to(id.term, id.index)
+
+    def _stable_to(self, term: int, index: int) -> None:
+        # stable_to without the EntryID: every append acknowledgement comes here.
         gt = self.maybe_term(index)
         if gt is None:
             self.logger.info("entry at index %d missing from unstable log; ignoring", index)
@@ -119,13 +122,13 @@ class Unstable:
         if index < self.offset:
             self.logger.info("entry at index %d matched unstable snapshot; ignoring", index)
             return
-        if gt != id.term:
+        if gt != term:
             # The unstable log was (partly) replaced while the write was in flight.
             self.logger.info(
                 "entry at (index,term)=(%d,%d) mismatched with "
                 "entry at (%d,%d) in unstable log; ignoring",
                 index,
-                id.term,
+                term,
                 index,
                 gt,
             )

@@ -174,20 +174,26 @@ def format_witness(ops: Sequence[Operation], limit: int | None = None) -> str:
 class _Budget:
     """Steps and wall-clock time left, shared by every search of one :func:`check`."""
 
-    __slots__ = ("deadline", "frontier", "steps_left", "used")
+    __slots__ = ("culprit", "deadline", "steps_left", "used")
 
     def __init__(self, max_steps: int | None, deadline: float | None) -> None:
         self.steps_left = max_steps
         self.deadline = deadline
         self.used = 0
-        # After a search that found a violation: the time of the latest return event it
-        # ever reached. Operations called later were never looked at.
-        self.frontier = -_INF
+        # After a search that found a violation: the operation whose return was the
+        # latest event the search ever reached. Operations called after that return
+        # were never looked at.
+        self.culprit: Operation | None = None
+
+    @property
+    def frontier(self) -> float:
+        c = self.culprit
+        return -_INF if c is None else _INF if c.ret is None else c.ret
 
 
 def _search(ops: Sequence[Operation], budget: _Budget) -> bool | None:
     """True if ``ops`` (all on one key) are linearizable, False if not, None if the
-    budget ran out first. On False, ``budget.frontier`` is set."""
+    budget ran out first. On False, ``budget.culprit`` is set."""
     n = len(ops)
     if n == 0:
         return True
@@ -308,7 +314,7 @@ def _search(ops: Sequence[Operation], budget: _Budget) -> bool | None:
             entry = nxt[i]
     budget.used += steps
     if verdict is False:
-        budget.frontier = events[far][0]
+        budget.culprit = ops[events[far][2] - n]
     if budget.steps_left is not None:
         budget.steps_left = max(budget.steps_left - steps, 0)
     return verdict
@@ -485,13 +491,15 @@ class _Shrinker:
         while True:
             add: list[Operation] = []
             obs = _Observers(o for o in cur if id(o) in kept)
-            earliest: dict[str | None, float] = {}
+            # Per value, the two earliest-called kept writes of it: an operation that
+            # both expects and writes v (a cas) does not explain itself.
+            first: dict[str | None, list[Operation]] = {}
             for o in cur:
                 if id(o) in kept:
                     if _may_write(o) and o.kind != "delete":
-                        v = o.value
-                        if o.call < earliest.get(v, _INF):
-                            earliest[v] = o.call
+                        two = first.setdefault(o.value, [])
+                        if len(two) < 2:
+                            two.append(o)
                 elif _may_write(o) and obs.need(o, self.shadow):
                     add.append(o)
             for o in cur:
@@ -501,10 +509,12 @@ class _Shrinker:
                 if v is None:
                     continue
                 end = _INF if o.ret is None else o.ret
-                if earliest.get(v, _INF) <= end:
+                if any(w is not o and w.call <= end for w in first.get(v, ())):
                     continue
                 calls, ws = self.writers.get(v, ([], []))
                 i = bisect.bisect_right(calls, end)
+                while i and ws[i - 1] is o:
+                    i -= 1
                 if i:
                     add.append(ws[i - 1])  # the latest write of v that o could have seen
             fresh = [o for o in add if id(o) not in kept]
@@ -530,6 +540,12 @@ class _Shrinker:
         only operations called after ``frontier``, which the search does not reach
         either, so the trimmed history fails exactly as ``cur`` did."""
         self._set(self.close(o for o in self.cur if o.call <= frontier))
+
+    def seed(self, culprit: Operation) -> None:
+        """Try the culprit alone (closed): often it, and what it needs to be explained,
+        is the whole story — a read of a value never written, a lost write."""
+        if any(o is culprit for o in self.cur):
+            self.attempt([culprit])
 
     def windows(self) -> None:
         """Try the last 16, 64, 256, ... operations (closed): violations are usually
@@ -570,19 +586,21 @@ def _is_read(op: Operation) -> bool:
 
 
 def _shrink(
-    ops: list[Operation], frontier: float, step_cap: int, deadline: float
+    ops: list[Operation], culprit: Operation, step_cap: int, deadline: float
 ) -> list[Operation]:
     """Shrink a non-linearizable ``ops`` to a small non-linearizable sub-history.
 
-    First drop every operation called after ``frontier``: the failed search never got
-    that far, so without them it fails the same way. Then look for a violation in small
-    windows before the frontier, then delta-debug over the reads (cheap to drop, and
-    they are what pin the writes down) and finally over everything. Ends 1-minimal
+    ``culprit`` is the operation whose return the failed search could not get past.
+    First drop every operation called after that return: the search never got that
+    far, so without them it fails the same way. Then try the culprit on its own, then
+    small windows before it, then delta-debug over the reads (cheap to drop, and they
+    are what pin the writes down) and finally over everything. Ends 1-minimal
     among closed candidates, or at ``deadline`` with the best found so far. Candidates
     undecided within ``step_cap`` steps count as legal.
     """
     s = _Shrinker(ops, step_cap, deadline)
-    s.trim(frontier)
+    s.trim(_INF if culprit.ret is None else culprit.ret)
+    s.seed(culprit)
     s.windows()
     s.ddmin(_is_read)
     s.ddmin(lambda o: True)
@@ -646,9 +664,10 @@ def check(
             res.key_ops = len(by_key[key])
             res.unknown_keys.clear()
             if shrink:
+                assert budget.culprit is not None  # set by every search that fails
                 cap = max(10_000, 4 * (budget.used - before))
                 res.witness = _shrink(
-                    key_ops, budget.frontier, cap, time.monotonic() + shrink_timeout
+                    key_ops, budget.culprit, cap, time.monotonic() + shrink_timeout
                 )
             else:
                 res.witness = sorted(key_ops, key=lambda o: (o.call, o.id))

@@ -58,16 +58,19 @@ class Inflights:
 
     def add(self, index: int, nbytes: int) -> None:
         """Record a message whose last entry is ``index`` and whose entries weigh ``nbytes``."""
-        if self.full():
+        count = self._count
+        size = self._size
+        if count == size or (self._max_bytes != 0 and self._bytes >= self._max_bytes):
+            # (full(), inlined)
             raise RaftPanic("cannot add into a Full inflights")
-        nxt = self._start + self._count
-        if nxt >= self._size:
-            nxt -= self._size
+        nxt = self._start + count
+        if nxt >= size:
+            nxt -= size
         if nxt >= len(self._buf_index):
             self._grow()
         self._buf_index[nxt] = index
         self._buf_bytes[nxt] = nbytes
-        self._count += 1
+        self._count = count + 1
         self._bytes += nbytes
 
     def _grow(self) -> None:
