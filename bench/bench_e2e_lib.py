@@ -1,5 +1,4 @@
 #!/usr/bin/env python3
-# NOTE TO THE OTHER HELPER WITH THE SAME BRIEF: read bench/COORDINATION-e2e.md first.
 """End-to-end library benchmark: raftcore vs PySyncObj, 3 processes on 127.0.0.1.
 
 Run as ``.venv/bin/python bench/bench_e2e_lib.py [--quick]`` after
@@ -307,6 +306,10 @@ class Member:
                     # Entries or a vote: written (and fsynced unless disabled) off the loop.
                     await to_thread(storage.save, hs, rd.entries, fsync)
                 elif rd.must_sync:
+                    if sent:
+                        # Let the transport's writer put the MsgApps on the wire first, so
+                        # that the followers' fsyncs overlap ours (one loop turn).
+                        await asyncio.sleep(0)
                     storage.save(hs, rd.entries, fsync)  # blocks the loop for the fsync
                 else:
                     storage.save(hs, rd.entries, False)  # a commit index only: page cache

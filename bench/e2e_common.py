@@ -30,11 +30,15 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 __all__ = [
+    "HOST",
     "Child",
     "ChildGroup",
     "History",
     "Latency",
     "Table",
+    "arm_deadline",
+    "count_window",
+    "die_with_parent_prefix",
     "emit",
     "fmt_ms",
     "fmt_rate",

@@ -191,12 +191,59 @@ class _Budget:
         return -_INF if c is None else _INF if c.ret is None else c.ret
 
 
+def _is_pure(op: Operation) -> bool:
+    """Does ``op`` leave the value as it is, whatever it is? Gets, cas known to have
+    failed, and cas that would write the value they expect. (A put of the current value
+    does not count: elsewhere in the order it would overwrite something else.)"""
+    return op.kind == "get" or (
+        op.kind == "cas" and (op.result is False or op.expected == op.value)
+    )
+
+
+def _forced_first(
+    entry: int,
+    n: int,
+    nxt: list[int],
+    pure: list[bool],
+    kind: list[int],
+    expected: list[str | None],
+    result: list[str | bool | None],
+    state: str | None,
+) -> int:
+    """Where the search should start in a fresh configuration: at the first enabled
+    operation (called before any pending return) that is pure and accepts ``state``,
+    else at ``entry``, the front of the list.
+
+    Linearizing such an operation is a *forced* move: if any linearization continues
+    from here, moving the pure operation to its front keeps it valid — it sees the
+    current state, and its absence later changes nothing. So there is no choice to
+    make, and if the move leads nowhere, nothing does.
+    """
+    e = entry
+    while e < n:
+        if pure[e]:
+            if kind[e] == _GET:
+                if result[e] == state:
+                    return e
+            elif state == expected[e]:
+                if result[e] is not False:
+                    return e
+            elif result[e] is not True:
+                return e
+        e = nxt[e]
+    return entry
+
+
 def _search(ops: Sequence[Operation], budget: _Budget) -> bool | None:
     """True if ``ops`` (all on one key) are linearizable, False if not, None if the
     budget ran out first. On False, ``budget.culprit`` is set."""
     n = len(ops)
     if n == 0:
         return True
+    # Bit i stands for the i-th operation in call order, so the linearized set is, at
+    # any point, a run of low ones (everything long finished) plus a sparse window; the
+    # memo stores it as (run length, the rest), keeping its keys small.
+    ops = sorted(ops, key=lambda o: o.call)
     # Nodes 0..n-1 are calls, n..2n-1 the matching returns, then head and tail sentinels
     # (the sentinels spare the link/unlink code every end-of-list test).
     head = 2 * n
@@ -223,6 +270,7 @@ def _search(ops: Sequence[Operation], budget: _Budget) -> bool | None:
     value = [op.value for op in ops]
     expected = [op.expected for op in ops]
     result = [op.result for op in ops]
+    pure = [_is_pure(op) for op in ops]
 
     steps_left = budget.steps_left
     deadline = budget.deadline
@@ -232,10 +280,13 @@ def _search(ops: Sequence[Operation], budget: _Budget) -> bool | None:
 
     state: str | None = None  # every key starts absent
     linearized = 0
-    seen: set[tuple[int, str | None]] = set()
+    seen: set[tuple[int, int, str | None]] = set()
+    # The path: operations linearized, the state before each, and whether it was a
+    # forced move (see below), in parallel lists.
     stack_op: list[int] = []
     stack_state: list[str | None] = []
-    entry = nxt[head]
+    stack_forced: list[bool] = []
+    entry = _forced_first(nxt[head], n, nxt, pure, kind, expected, result, state)
     far = 0
     verdict: bool | None = True
     while entry != tail:
@@ -275,35 +326,44 @@ def _search(ops: Sequence[Operation], budget: _Budget) -> bool | None:
                         continue
                     new = state
             lin = linearized | (1 << i)
-            memo = (lin, new)
-            if memo in seen:
+            low = ((lin + 1) & ~lin).bit_length() - 1  # the run of low ones
+            memo = (low, lin >> low, new)
+            forced = pure[i]
+            if memo not in seen:
+                seen.add(memo)
+                stack_op.append(i)
+                stack_state.append(state)
+                stack_forced.append(forced)
+                state = new
+                linearized = lin
+                # Unlink the call, then its return.
+                p = prv[i]
+                q = nxt[i]
+                nxt[p] = q
+                prv[q] = p
+                ret = n + i
+                p = prv[ret]
+                q = nxt[ret]
+                nxt[p] = q
+                prv[q] = p
+                entry = _forced_first(nxt[head], n, nxt, pure, kind, expected, result, state)
+                continue
+            if not forced:
                 entry = nxt[entry]
                 continue
-            seen.add(memo)
-            stack_op.append(i)
-            stack_state.append(state)
-            state = new
-            linearized = lin
-            # Unlink the call, then its return.
-            p = prv[i]
-            q = nxt[i]
-            nxt[p] = q
-            prv[q] = p
-            ret = n + i
-            p = prv[ret]
-            q = nxt[ret]
-            nxt[p] = q
-            prv[q] = p
-            entry = nxt[head]
-        else:
-            # A return whose operation is still unlinearized: back up one choice.
-            if pos[entry] > far:
-                far = pos[entry]
+            # A forced move into a configuration already known to fail: this one fails
+            # too. Fall through to backing up.
+        # A return whose operation is still unlinearized, or a failed forced move: back
+        # up to the last real choice and try its next alternative.
+        elif pos[entry] > far:
+            far = pos[entry]
+        while True:
             if not stack_op:
                 verdict = False
                 break
             i = stack_op.pop()
             state = stack_state.pop()
+            forced = stack_forced.pop()
             linearized ^= 1 << i
             # Relink in the reverse order of unlinking; the nodes kept their neighbours.
             ret = n + i
@@ -311,12 +371,16 @@ def _search(ops: Sequence[Operation], budget: _Budget) -> bool | None:
             prv[nxt[ret]] = ret
             nxt[prv[i]] = i
             prv[nxt[i]] = i
-            entry = nxt[i]
+            if not forced:
+                entry = nxt[i]
+                break
+        if verdict is False:
+            break
     budget.used += steps
-    if verdict is False:
-        budget.culprit = ops[events[far][2] - n]
     if budget.steps_left is not None:
         budget.steps_left = max(budget.steps_left - steps, 0)
+    if verdict is False:
+        budget.culprit = ops[events[far][2] - n]
     return verdict
 
 
