@@ -252,6 +252,13 @@ def test_indeterminate_get_constrains_nothing() -> None:
     assert verdict(h) is Verdict.OK
 
 
+def test_check_key_ignores_gets_without_response() -> None:
+    h = H()
+    h.put("k", "a", 0, 1)
+    h.get("k", None, 2, None)
+    assert check_key(h.ops) is True
+
+
 def test_indeterminate_delete_seen_or_not() -> None:
     for later in (None, "a"):
         h = H()
@@ -313,6 +320,22 @@ def test_cas() -> None:
     h.put("k", "a", 0, 1)
     h.cas("k", "z", "b", True, 2, 3)  # cannot have swapped
     assert verdict(h) is Verdict.ILLEGAL
+
+
+def test_write_of_the_current_value_is_still_a_choice() -> None:
+    # A delete of an absent key changes nothing now, but ordered after the concurrent
+    # put it would erase it: the search must not linearize it eagerly like a read.
+    h = H()
+    h.put("k", "b", 6, 7)
+    h.delete("k", 6, 6)
+    h.cas("k", "b", "a", False, 9, 11)  # so the delete came second
+    assert verdict(h) is Verdict.OK
+    h = H()
+    h.put("k", "a", 0, 1)
+    h.put("k", "b", 2, 5)
+    h.put("k", "a", 2, 5)  # same value as now, but may come after the put of b
+    h.get("k", "a", 6, 7)
+    assert verdict(h) is Verdict.OK
 
 
 def test_indeterminate_cas_may_apply() -> None:
@@ -665,7 +688,7 @@ def test_describe_illegal_shows_witness_and_timeline() -> None:
     h.get("k", "a", 4, 5)
     text = str(check(h.ops))
     assert text.startswith("illegal:")
-    assert 'key "k": these 3 of its 3 operations' in text
+    assert 'key "k": this sub-history (3 of its 3 operations) has no linearization' in text
     assert 'put("k", "a") -> ok' in text
     assert 'get("k") -> "a"' in text
     assert "|--|" in text
@@ -689,7 +712,7 @@ def test_format_witness_marks_indeterminate_and_limits_rows() -> None:
 def test_describe_ok() -> None:
     h = H()
     h.put("k", "a", 0, 1)
-    assert str(check(h.ops)).startswith("ok: the history is linearizable (1 operations on 1 keys")
+    assert str(check(h.ops)).startswith("ok: the history is linearizable (1 operation on 1 key, ")
 
 
 # --------------------------------------------------------------------------------------

@@ -8,7 +8,12 @@ the operation's call and return and restart from the front. Meeting a return mea
 operation returning there was not linearized in time, so the last choice is undone and
 the walk moves on to the next candidate. Every (set of linearized operations, state)
 pair reached is remembered; reaching one again cannot lead anywhere new, which is what
-makes the common case near-linear. The set is a Python int used as a bitset.
+makes the common case near-linear. The set is a Python int used as a bitset, memoised
+as (run of low ones, remaining bits) so keys stay small however long the history.
+
+Pure operations (gets, failed cas) never need a choice: when one can be linearized it
+is, first and without alternatives (see :func:`_forced_first`). That keeps the search
+from branching over reads, which are most operations in most histories.
 
 Keys are independent objects, so a history is linearizable exactly when each key's
 sub-history is (P-compositionality); each key is searched on its own.
@@ -73,8 +78,10 @@ class CheckResult:
     has no linearization and ``witness`` a small sub-history of it that has none either),
     or UNKNOWN (no violation found, but the budget ran out on ``unknown_keys``).
 
-    A witness is sound: it is shrunk only by removals that cannot turn a linearizable
-    history into a non-linearizable one, so it alone proves the whole history illegal.
+    A witness is the history's own violation, not an artefact of shrinking: operations
+    are dropped only where that cannot turn a linearizable history illegal, or where
+    the failed search never looked; and each value a kept read saw comes with a write
+    of it when the history has one.
     """
 
     verdict: Verdict
@@ -95,8 +102,8 @@ class CheckResult:
         """A report for humans: the verdict and, when illegal, the witness drawn on a
         timeline."""
         stats = (
-            f"{self.ops} operations on {self.keys} keys, "
-            f"{self.steps} search steps, {self.elapsed:.3f} s"
+            f"{_n(self.ops, 'operation')} on {_n(self.keys, 'key')}, "
+            f"{_n(self.steps, 'search step')}, {self.elapsed:.3f} s"
         )
         if self.verdict is Verdict.OK:
             return f"ok: the history is linearizable ({stats})"
@@ -104,16 +111,18 @@ class CheckResult:
             keys = ", ".join(_q(k) for k in self.unknown_keys[:10])
             if len(self.unknown_keys) > 10:
                 keys += f", ... ({len(self.unknown_keys)} in all)"
+            which = "key" if len(self.unknown_keys) == 1 else "keys"
             return (
-                f"unknown: the search budget ran out before keys {keys} were decided; "
-                f"no violation was found on the others ({stats})"
+                f"unknown: the search budget ran out before {which} {keys} could be "
+                f"decided; no violation was found elsewhere ({stats})"
             )
         assert self.key is not None
         return (
             f"illegal: the history is not linearizable ({stats})\n"
-            f"key {_q(self.key)}: these {len(self.witness)} of its {self.key_ops} operations "
-            "have no linearization (no order consistent with their real-time order "
-            "explains every result):\n" + format_witness(self.witness, _REPORT_MAX)
+            f"key {_q(self.key)}: this sub-history ({len(self.witness)} of its "
+            f"{_n(self.key_ops, 'operation')}) has no linearization: no order of it "
+            "consistent with real time explains every result\n"
+            + format_witness(self.witness, _REPORT_MAX)
         )
 
     def __str__(self) -> str:
@@ -122,6 +131,10 @@ class CheckResult:
 
 def _q(s: str) -> str:
     return json.dumps(s, ensure_ascii=False)
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def format_witness(ops: Sequence[Operation], limit: int | None = None) -> str:
@@ -237,13 +250,14 @@ def _forced_first(
 def _search(ops: Sequence[Operation], budget: _Budget) -> bool | None:
     """True if ``ops`` (all on one key) are linearizable, False if not, None if the
     budget ran out first. On False, ``budget.culprit`` is set."""
+    # Bit i stands for the i-th operation in call order, so the linearized set is, at
+    # any point, a run of low ones (everything long finished) plus a sparse window; the
+    # memo stores it as (run length, the rest), keeping its keys small. Gets without a
+    # response constrain nothing and are left out.
+    ops = sorted((o for o in ops if o.ret is not None or o.kind != "get"), key=lambda o: o.call)
     n = len(ops)
     if n == 0:
         return True
-    # Bit i stands for the i-th operation in call order, so the linearized set is, at
-    # any point, a run of low ones (everything long finished) plus a sparse window; the
-    # memo stores it as (run length, the rest), keeping its keys small.
-    ops = sorted(ops, key=lambda o: o.call)
     # Nodes 0..n-1 are calls, n..2n-1 the matching returns, then head and tail sentinels
     # (the sentinels spare the link/unlink code every end-of-list test).
     head = 2 * n
@@ -287,7 +301,7 @@ def _search(ops: Sequence[Operation], budget: _Budget) -> bool | None:
     stack_state: list[str | None] = []
     stack_forced: list[bool] = []
     entry = _forced_first(nxt[head], n, nxt, pure, kind, expected, result, state)
-    far = 0
+    far = -1  # event position of the latest return reached
     verdict: bool | None = True
     while entry != tail:
         if steps == next_check:
@@ -379,7 +393,7 @@ def _search(ops: Sequence[Operation], budget: _Budget) -> bool | None:
     budget.used += steps
     if budget.steps_left is not None:
         budget.steps_left = max(budget.steps_left - steps, 0)
-    if verdict is False:
+    if verdict is False and far >= 0:  # a failure always reaches some return
         budget.culprit = ops[events[far][2] - n]
     return verdict
 
@@ -400,6 +414,11 @@ def _search(ops: Sequence[Operation], budget: _Budget) -> bool | None:
 #
 # A witness built by sound drops is the history's own violation: were the history
 # linearizable, so would be the witness.
+
+
+def _written(op: Operation) -> str | None:
+    """The value a write leaves behind."""
+    return None if op.kind == "delete" else op.value
 
 
 def _may_write(op: Operation) -> bool:
@@ -480,7 +499,7 @@ class _Observers:
         w as its latest write: o.ret >= w.call and o.call <= (earliest return of a sure
         write called after w returned)."""
         last = shadow.after(w.ret)
-        iv = self.by_value.get(None if w.kind == "delete" else w.value)
+        iv = self.by_value.get(_written(w))
         return (iv is not None and iv.overlaps(w.call, last)) or self.blind.overlaps(w.call, last)
 
 
@@ -507,10 +526,6 @@ def _prepare(ops: Sequence[Operation]) -> list[Operation]:
 
 # --------------------------------------------------------------------------------------
 # Shrinking a violation to a witness.
-
-
-def _written(op: Operation) -> str | None:
-    return None if op.kind == "delete" else op.value
 
 
 def _needed_value(op: Operation) -> str | None:
@@ -596,7 +611,8 @@ class _Shrinker:
         if _search(cand, budget) is not False:
             return False
         self._set(cand)
-        self.trim(budget.frontier)
+        if budget.culprit is not None:
+            self.trim(budget.frontier)
         return True
 
     def trim(self, frontier: float) -> None:
@@ -650,7 +666,7 @@ def _is_read(op: Operation) -> bool:
 
 
 def _shrink(
-    ops: list[Operation], culprit: Operation, step_cap: int, deadline: float
+    ops: list[Operation], culprit: Operation | None, step_cap: int, deadline: float
 ) -> list[Operation]:
     """Shrink a non-linearizable ``ops`` to a small non-linearizable sub-history.
 
@@ -663,8 +679,9 @@ def _shrink(
     undecided within ``step_cap`` steps count as legal.
     """
     s = _Shrinker(ops, step_cap, deadline)
-    s.trim(_INF if culprit.ret is None else culprit.ret)
-    s.seed(culprit)
+    if culprit is not None:
+        s.trim(_INF if culprit.ret is None else culprit.ret)
+        s.seed(culprit)
     s.windows()
     s.ddmin(_is_read)
     s.ddmin(lambda o: True)
@@ -728,7 +745,6 @@ def check(
             res.key_ops = len(by_key[key])
             res.unknown_keys.clear()
             if shrink:
-                assert budget.culprit is not None  # set by every search that fails
                 cap = max(10_000, 4 * (budget.used - before))
                 res.witness = _shrink(
                     key_ops, budget.culprit, cap, time.monotonic() + shrink_timeout
