@@ -406,67 +406,55 @@ def _w_conf_change_v2(buf: bytearray, cc: ConfChangeV2) -> None:
         _put_bytes(buf, 0x1A, cc.context)
 
 
+def _encode(writer: Callable[[bytearray, _T], None], obj: _T) -> bytes:
+    buf = bytearray()
+    writer(buf, obj)
+    return bytes(buf)
+
+
 def encode_entry(e: Entry) -> bytes:
     """Wire encoding of an :class:`Entry` (``len(encode_entry(e)) == entry_size(e)``)."""
-    buf = bytearray()
-    _w_entry(buf, e)
-    return bytes(buf)
+    return _encode(_w_entry, e)
 
 
 def encode_message(m: Message) -> bytes:
     """Wire encoding of a :class:`Message`, nested entries/snapshot/responses included."""
-    buf = bytearray()
-    _w_message(buf, m)
-    return bytes(buf)
+    return _encode(_w_message, m)
 
 
 def encode_hard_state(hs: HardState) -> bytes:
     """Wire encoding of a :class:`HardState`."""
-    buf = bytearray()
-    _w_hard_state(buf, hs)
-    return bytes(buf)
+    return _encode(_w_hard_state, hs)
 
 
 def encode_conf_state(cs: ConfState) -> bytes:
     """Wire encoding of a :class:`ConfState` (``uint64`` lists unpacked)."""
-    buf = bytearray()
-    _w_conf_state(buf, cs)
-    return bytes(buf)
+    return _encode(_w_conf_state, cs)
 
 
 def encode_snapshot_metadata(md: SnapshotMetadata) -> bytes:
     """Wire encoding of a :class:`SnapshotMetadata`."""
-    buf = bytearray()
-    _w_snapshot_metadata(buf, md)
-    return bytes(buf)
+    return _encode(_w_snapshot_metadata, md)
 
 
 def encode_snapshot(s: Snapshot) -> bytes:
     """Wire encoding of a :class:`Snapshot`."""
-    buf = bytearray()
-    _w_snapshot(buf, s)
-    return bytes(buf)
+    return _encode(_w_snapshot, s)
 
 
 def encode_conf_change(cc: ConfChange) -> bytes:
     """Wire encoding of a V1 :class:`ConfChange` (type and node id always written)."""
-    buf = bytearray()
-    _w_conf_change(buf, cc)
-    return bytes(buf)
+    return _encode(_w_conf_change, cc)
 
 
 def encode_conf_change_single(cc: ConfChangeSingle) -> bytes:
     """Wire encoding of a :class:`ConfChangeSingle` (type and node id always written)."""
-    buf = bytearray()
-    _w_conf_change_single(buf, cc)
-    return bytes(buf)
+    return _encode(_w_conf_change_single, cc)
 
 
 def encode_conf_change_v2(cc: ConfChangeV2) -> bytes:
     """Wire encoding of a :class:`ConfChangeV2` (transition always written)."""
-    buf = bytearray()
-    _w_conf_change_v2(buf, cc)
-    return bytes(buf)
+    return _encode(_w_conf_change_v2, cc)
 
 
 # ------------------------------------------------------------------------ decoding
