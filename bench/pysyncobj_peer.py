@@ -4,7 +4,8 @@ PySyncObj is not a project dependency: this file imports only it, the standard l
 and bench/e2e_common.py (stdlib only). Usage (the benchmark does this)::
 
     bench/.venv-peers/bin/python bench/pysyncobj_peer.py '{"id": 1, "ports": [p1, p2, p3],
-        "journal": "path or empty", "batch": true, "workloads": [...], "deadline": 300}'
+        "journal": "path or empty", "batch": true, "gc_freeze": true, "workloads": [...],
+        "deadline": 300}'
 
 Three of these form a cluster: ``SyncObj`` with a ``ReplDict`` consumer, PySyncObj's
 defaults (autoTick thread, 0.4-1.4 s election timeout, 0.1 s append period) except the
@@ -19,11 +20,16 @@ callback=cb)``; the callback (run by PySyncObj's tick thread when the entry is a
 on this member) records the latency and immediately submits the next proposal, which is
 the cheapest way to feed PySyncObj (no thread hand-off per proposal). A top-up loop in
 the main thread restores the window after failures (error callbacks).
+
+``"gc_freeze": true`` (the benchmark's ``--gc freeze``, applied to raftcore's members
+the same way): ``gc.collect(); gc.freeze()`` once started, then ``gc.freeze()`` every
+second from a daemon thread (:func:`e2e_common.freeze_gc`).
 """
 
 from __future__ import annotations
 
 import functools
+import gc
 import itertools
 import json
 import os
@@ -34,7 +40,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from e2e_common import HOST, History, Latency, arm_deadline, emit, watch_stdin
+from e2e_common import HOST, History, Latency, arm_deadline, emit, freeze_gc, watch_stdin
 from pysyncobj import (  # type: ignore[import-not-found,unused-ignore]
     FAIL_REASON,
     SyncObj,
@@ -176,6 +182,9 @@ def main() -> int:
     stop = threading.Event()
     watch_stdin(stop.set)
     peer = Peer(spec)
+    gc_freeze = bool(spec.get("gc_freeze", False))
+    if gc_freeze:
+        freeze_gc(1.0)
     emit({"event": "started", "id": spec["id"]})
     if not peer.wait_leader(30):
         emit({"event": "error", "id": spec["id"], "why": "no leader after 30 s"})
@@ -183,6 +192,9 @@ def main() -> int:
         time.sleep(1.0)  # let the new leader settle (its benchmark waits 4 s)
         if peer.obj._isLeader():
             emit({"event": "leader", "id": spec["id"], "leads": True})
+            gc.collect()  # as raftcore's leader does before its workloads
+            if gc_freeze:
+                gc.freeze()
             for w in spec["workloads"]:
                 if stop.is_set():
                     break

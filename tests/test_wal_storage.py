@@ -4,8 +4,10 @@ differential property test against MemoryStorage."""
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -619,3 +621,60 @@ def test_disk_storage_matches_memory_storage(
             _same(d, m)
         finally:
             d.close()
+
+
+# --- the lock-free read fast path ---------------------------------------------------
+
+
+@pytest.mark.parametrize("i", range(-1, 9))
+def test_maybe_term_answers_as_term_does(make: Maker, i: int) -> None:
+    s = make(index_terms(3, 3, 4, 5))  # compacted at 3; entries 4 and 5
+    try:
+        want: int | None = s.term(i)
+    except (CompactedError, UnavailableError):
+        want = None
+    assert s.maybe_term(i) == want
+
+
+def test_raft_log_uses_disk_storage_maybe_term(tmp_path: Path) -> None:
+    from raftcore.log import RaftLog
+
+    with DiskStorage.open(tmp_path, segment_size=SEG) as s:
+        log = RaftLog(s)
+        assert log._storage_maybe_term is not None
+
+
+def test_lock_free_reads_never_see_a_torn_save(tmp_path: Path) -> None:
+    # A writer thread keeps replacing the tail (a new leader's conflicting entries);
+    # a reader checks that every last index and term it reads belongs to a state
+    # before or after a save, never one half-way through it.
+    with DiskStorage.open(tmp_path, segment_size=1 << 20) as s:
+        s.append([Entry(term=1, index=i) for i in range(1, 51)], sync=False)
+        stop = threading.Event()
+        errors: list[str] = []
+
+        def writer() -> None:
+            term = 1
+            while not stop.is_set():
+                term += 1
+                s.save(None, [Entry(term=term, index=i) for i in range(26, 51)], False)
+
+        w = threading.Thread(target=writer)
+        old_interval = sys.getswitchinterval()
+        sys.setswitchinterval(1e-6)  # switch threads as often as CPython allows
+        w.start()
+        try:
+            end = time.monotonic() + 1.0
+            while time.monotonic() < end and len(errors) < 10:
+                last = s.last_index()
+                if last != 50:
+                    errors.append(f"last index {last}")
+                if s.maybe_term(40) is None:
+                    errors.append("term of 40 missing")
+                if s.first_index() != 1:
+                    errors.append("first index moved")
+        finally:
+            stop.set()
+            w.join()
+            sys.setswitchinterval(old_interval)
+        assert errors == []

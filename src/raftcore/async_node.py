@@ -158,7 +158,10 @@ class AsyncNode:
         self._failure: BaseException | None = None
         self._wake = asyncio.Event()  # input for the loop
         self._ready_evt = asyncio.Event()  # a Ready on offer, or stopped
-        self._space_evt = asyncio.Event()  # the inbox drained, or stopped
+        # Callers waiting for room in a full inbox, first come first served: the loop
+        # admits as many as it freed room for (waking them all would make thousands
+        # of them race for a few slots on every turn).
+        self._space_waiters: deque[asyncio.Future[None]] = deque()
         self._task = loop.create_task(self._run(), name=f"raftcore-node-{self._id:x}")
 
     # --- construction ----------------------------------------------------------------
@@ -351,7 +354,7 @@ class AsyncNode:
             self._stopping = True
             self._wake.set()
             self._ready_evt.set()
-            self._space_evt.set()
+            self._admit(len(self._space_waiters))
         task = self._task
         if not task.done():
             # wait() neither cancels the task if we are cancelled nor raises its
@@ -393,14 +396,14 @@ class AsyncNode:
         self._wake.set()
 
     async def _submit(self, item: Item, timeout: float | None) -> None:
-        if len(self._inbox) >= MAX_INBOX:
+        if len(self._inbox) >= MAX_INBOX or self._space_waiters:
             await self._wait_for_space(None if timeout is None else self._loop.time() + timeout)
         self._put(item)
 
     async def _call(self, kind: int, arg: object, timeout: float | None) -> object:
         loop = self._loop
         deadline = None if timeout is None else loop.time() + timeout
-        if len(self._inbox) >= MAX_INBOX:
+        if len(self._inbox) >= MAX_INBOX or self._space_waiters:
             await self._wait_for_space(deadline)
         if self._stopping:
             raise self._stopped_error()
@@ -418,14 +421,33 @@ class AsyncNode:
             timer.cancel()
 
     async def _wait_for_space(self, deadline: float | None) -> None:
+        if self._stopping:
+            return  # the caller raises StoppedError
+        fut: asyncio.Future[None] = self._loop.create_future()
+        self._space_waiters.append(fut)
         timeout = None if deadline is None else max(deadline - self._loop.time(), 0.0)
         try:
             async with asyncio.timeout(timeout):
-                while len(self._inbox) >= MAX_INBOX and not self._stopping:
-                    self._space_evt.clear()
-                    await self._space_evt.wait()
-        except TimeoutError:
-            raise NodeTimeoutError("raft: timed out waiting for the raft loop") from None
+                await fut
+        except BaseException as err:
+            # Gave up (timeout, cancellation): a slot granted meanwhile goes to the
+            # next in line, or it would be lost and the queue could stall.
+            if fut.done() and not fut.cancelled():
+                self._admit(1)
+            else:
+                fut.cancel()  # _admit skips it
+            if isinstance(err, TimeoutError):
+                raise NodeTimeoutError("raft: timed out waiting for the raft loop") from None
+            raise
+
+    def _admit(self, n: int) -> None:
+        """Let up to ``n`` callers waiting for room queue their requests."""
+        waiters = self._space_waiters
+        while n > 0 and waiters:
+            fut = waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                n -= 1
 
     async def _run(self) -> None:
         core = self._core
@@ -450,8 +472,8 @@ class AsyncNode:
                 items = self._inbox
                 if items:
                     self._inbox = deque()
-                    if len(items) >= MAX_INBOX:
-                        self._space_evt.set()
+                    if self._space_waiters:
+                        self._admit(MAX_INBOX)
                 ticks = self._ticks
                 self._ticks = 0
                 if self._stopping:
@@ -489,7 +511,7 @@ class AsyncNode:
         self._offer = None
         self._taken = None
         self._ready_evt.set()
-        self._space_evt.set()
+        self._admit(len(self._space_waiters))
         core = self._core
         core.pending.extend(rest)
         core.fail_all(self._stopped_error)

@@ -94,6 +94,7 @@ from raftcore.raftpb.types import (
     ConfChangeV2,
     ConfState,
     Entry,
+    EntryType,
     Message,
     MessageType,
 )
@@ -111,6 +112,14 @@ MAX_PENDING_TICKS: Final = 128
 MAX_INBOX: Final = 4096
 
 _MsgProp = MessageType.MsgProp
+_EntryNormal = EntryType.EntryNormal
+
+# Consecutive proposals the loop finds queued are stepped as one MsgProp (one append,
+# one broadcast, one forwarded message) up to these bounds; raft sees the same entries
+# in the same order, and a refused batch is retried proposal by proposal so that each
+# caller still gets raft's own verdict.
+MAX_COALESCED_PROPOSALS: Final = 4096
+MAX_COALESCED_BYTES: Final = 1 << 20
 
 # Request kinds, as queued for the loop: (kind, argument, completion or None).
 _RECV: Final = 0  # a message to step; errors ignored (etcd's recvc)
@@ -146,6 +155,7 @@ class LoopCore:
         "accept_props",
         "async_writes",
         "awaiting_advance",
+        "batch",
         "current",
         "lead",
         "parked",
@@ -171,6 +181,8 @@ class LoopCore:
         # loop that dies mid-batch can still answer every caller.
         self.pending: deque[Item] = deque()
         self.current: Completion | None = None
+        # The claimed callers of a coalesced proposal being stepped.
+        self.batch: list[Completion] = []
 
     def track_leader(self) -> None:
         """Log leader changes and open/close the proposal path (top of etcd's loop)."""
@@ -196,11 +208,15 @@ class LoopCore:
         self.lead = lead
 
     def process(self, items: deque[Item], ticks: int) -> None:
-        """Apply ``ticks`` ticks, then the queued requests in order."""
+        """Apply the queued requests in order, then ``ticks`` ticks.
+
+        Ticks come last: when the loop fell behind, the messages that queued up
+        meanwhile (a leader's heartbeats, followers' acknowledgements) must count
+        before the late ticks do, or a busy follower would time out a live leader
+        and a busy leader would step down for lack of a quorum it actually has.
+        """
         rn = self.rn
         r = self.raft
-        for _ in range(ticks):
-            rn.tick()
         self.pending = items
         popleft = items.popleft
         while items:
@@ -225,7 +241,10 @@ class LoopCore:
                 if self.accept_props:
                     if self.parked:
                         self._drain_parked()
-                    self._step_prop(arg, call)
+                    if items and items[0][0] == _PROP and _coalescable(arg):
+                        self._step_props(arg, call, items)
+                    else:
+                        self._step_prop(arg, call)
                 else:
                     self.parked.append((arg, call))
             elif kind == _ADVANCE:
@@ -241,6 +260,8 @@ class LoopCore:
                 assert call is not None
                 if call.claim():
                     call.finish(get_status(r), None)
+        for _ in range(ticks):
+            rn.tick()
         self.track_leader()
         if self.parked and self.accept_props:
             self._drain_parked()
@@ -248,6 +269,9 @@ class LoopCore:
     def _step_prop(self, m: Message, call: Completion) -> None:
         if not call.claim():
             return  # the caller timed out or was cancelled: never proposed
+        self._step_claimed(m, call)
+
+    def _step_claimed(self, m: Message, call: Completion) -> None:
         self.current = call
         r = self.raft
         m.from_ = r.id
@@ -260,6 +284,56 @@ class LoopCore:
         else:
             call.finish(None, None)
         self.current = None
+
+    def _step_props(self, first: Message, call: Completion, items: deque[Item]) -> None:
+        """Step ``first`` and the proposals queued right behind it as one MsgProp."""
+        msgs: list[Message] = []
+        calls: list[Completion] = []
+        size = 0
+        if call.claim():
+            msgs.append(first)
+            calls.append(call)
+            size = _data_size(first)
+        popleft = items.popleft
+        while items and len(msgs) < MAX_COALESCED_PROPOSALS:
+            kind, m, c = items[0]
+            if kind != _PROP or not _coalescable(m):
+                break
+            n = _data_size(m)
+            if msgs and size + n > MAX_COALESCED_BYTES:
+                break
+            popleft()
+            assert c is not None
+            if c.claim():
+                msgs.append(m)
+                calls.append(c)
+                size += n
+        if len(msgs) <= 1:
+            if msgs:
+                self._step_claimed(msgs[0], calls[0])
+            return
+        r = self.raft
+        ents: list[Entry] = []
+        for m in msgs:
+            ents += m.entries
+        self.batch = calls
+        try:
+            r.step(Message(type=_MsgProp, from_=r.id, entries=ents))
+        except RaftPanic:
+            raise
+        except RaftError:
+            # Refused as a whole (no leader, a transfer under way, the uncommitted
+            # budget): raft's checks come before it appends anything, so nothing of
+            # the batch was taken. Each proposal gets its own answer, and under the
+            # uncommitted budget the ones that fit are still taken. (``batch`` stays
+            # set: if the loop dies meanwhile, fail() skips the answered ones.)
+            for m, c in zip(msgs, calls, strict=True):
+                self._step_claimed(m, c)
+            self.batch = []
+            return
+        self.batch = []
+        for c in calls:
+            c.finish(None, None)
 
     def _drain_parked(self) -> None:
         parked = self.parked
@@ -289,6 +363,9 @@ class LoopCore:
         if self.current is not None:
             self.current.fail(make_error())
             self.current = None
+        for claimed in self.batch:
+            claimed.fail(make_error())
+        self.batch = []
         for _, _, call in self.pending:
             if call is not None:
                 call.fail(make_error())
@@ -296,6 +373,22 @@ class LoopCore:
         for _, call in self.parked:
             call.fail(make_error())
         self.parked.clear()
+
+
+def _coalescable(m: Message) -> bool:
+    # Only plain entries: a conf change must stay alone in its MsgProp, as raft
+    # judges (and may replace) it against the pending configuration.
+    ents = m.entries
+    if len(ents) == 1:  # what propose() makes: skip the generator
+        return ents[0].type == _EntryNormal
+    return all(e.type == _EntryNormal for e in ents)
+
+
+def _data_size(m: Message) -> int:
+    n = 0
+    for e in m.entries:
+        n += len(e.data)
+    return n
 
 
 # --- the thread driver ---------------------------------------------------------------

@@ -37,13 +37,25 @@ __all__ = [
 ]
 
 
-class EntryType(IntEnum):
+class _NamedIntEnum(IntEnum):
+    """An IntEnum that prints its name, like the Go enum's String(): log lines and
+    error messages say ``MsgApp``, not ``3``. ``int()`` and ``%d`` still give the
+    number."""
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __format__(self, spec: str) -> str:
+        return self.name if not spec else int.__format__(int(self), spec)
+
+
+class EntryType(_NamedIntEnum):
     EntryNormal = 0
     EntryConfChange = 1
     EntryConfChangeV2 = 2
 
 
-class MessageType(IntEnum):
+class MessageType(_NamedIntEnum):
     MsgHup = 0
     MsgBeat = 1
     MsgProp = 2

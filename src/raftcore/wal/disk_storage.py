@@ -57,6 +57,14 @@ class DiskStorage:
     Create it with :meth:`open`. The directory must exist; an empty one becomes a new,
     empty store. Only one :class:`DiskStorage` may have a directory open at a time
     (enforced with a lock file).
+
+    Reads of one value (``first_index``, ``last_index``, ``term`` and the
+    :meth:`maybe_term` fast path raft prefers) take no lock, as in
+    :class:`~raftcore.MemoryStorage`: writers never expose an intermediate state
+    (``ents[0]`` of a list never changes, compaction and snapshots install a new list
+    with one assignment, a save changes the tail with one slice assignment), so under
+    the GIL such a read answers either as before or as after a concurrent write. This
+    matters when the application saves in a worker thread while raft reads on its own.
     """
 
     __slots__ = (
@@ -210,22 +218,37 @@ class DiskStorage:
             return limit_size(ents[lo - offset : hi - offset], max_size)
 
     def term(self, i: int) -> int:
-        with self._lock:
-            ents = self.ents
-            offset = ents[0].index
-            if i < offset:
-                raise CompactedError()
-            if i - offset >= len(ents):
-                raise UnavailableError()
-            return ents[i - offset].term
+        # Lock-free (see the class doc): one list, read once.
+        ents = self.ents
+        offset = ents[0].index
+        if i < offset:
+            raise CompactedError()
+        pos = i - offset
+        if pos >= len(ents):
+            raise UnavailableError()
+        try:
+            return ents[pos].term
+        except IndexError:
+            raise UnavailableError() from None  # truncated by a save meanwhile
+
+    def maybe_term(self, i: int) -> int | None:
+        """:meth:`term`, but ``None`` where it would raise (compacted or unavailable):
+        the optional fast path of the Storage protocol (see :mod:`raftcore.storage`)."""
+        ents = self.ents
+        pos = i - ents[0].index
+        if pos < 0 or pos >= len(ents):
+            return None
+        try:
+            return ents[pos].term
+        except IndexError:
+            return None  # truncated by a save meanwhile
 
     def last_index(self) -> int:
-        with self._lock:
-            return self.ents[0].index + len(self.ents) - 1
+        ents = self.ents
+        return ents[0].index + len(ents) - 1
 
     def first_index(self) -> int:
-        with self._lock:
-            return self.ents[0].index + 1
+        return self.ents[0].index + 1
 
     def snapshot(self) -> Snapshot:
         with self._lock:
@@ -270,9 +293,9 @@ class DiskStorage:
             with self._lock:
                 if batch:
                     # In place is safe: readers only ever get copies (slices).
+                    # One slice assignment: lock-free readers see before or after.
                     ents = self.ents
-                    del ents[batch[0].index - ents[0].index :]
-                    ents.extend(batch)
+                    ents[batch[0].index - ents[0].index :] = batch
                 if hs is not None:
                     self.hard_state = HardState(hs.term, hs.vote, hs.commit)
 
