@@ -50,6 +50,7 @@ import asyncio
 import contextlib
 import cProfile
 import gc
+import importlib.util
 import io
 import itertools
 import json
@@ -133,6 +134,8 @@ class MemberSpec:
     #: --gc freeze: gc.collect() + gc.freeze() once started, gc.freeze() about once a
     #: second from the ticker (see main() for why).
     gc_freeze: bool = False
+    #: "uvloop" runs the member on uvloop's event loop (--loop).
+    loop: str = "asyncio"
     workloads: list[dict[str, Any]] = field(default_factory=list)
     deadline: float = 600.0
     profile: str = ""
@@ -537,7 +540,13 @@ def run_member(spec_json: str) -> None:
     # raft's INFO lines are the election story (who campaigned, who stepped down, why);
     # they are rare in a healthy run, so the member logs keep them.
     logging.getLogger("raftcore").setLevel(logging.INFO)
-    asyncio.run(member_main(spec))
+    if spec.loop == "uvloop":
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(member_main(spec))
+    else:
+        asyncio.run(member_main(spec))
 
 
 # ============================================================================ driver
@@ -719,6 +728,7 @@ def raftcore_cluster(
             leader_sends_first=not args.leader_writes_first,
             persist_inline=persist_inline,
             gc_freeze=args.gc == "freeze",
+            loop=args.loop,
             workloads=plan.workloads() if i == 1 else [],
             deadline=plan.budget() + 30,
             profile=os.path.join(work, f"profile-{i}.pstats") if profile and i <= 2 else "",
@@ -950,6 +960,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the leader sends only after its own fsync (raftkv server's order)",
     )
     p.add_argument(
+        "--loop",
+        choices=("auto", "asyncio", "uvloop"),
+        default="auto",
+        help="raftcore members' event loop: asyncio's own or uvloop's (raftkv serve "
+        "--event-loop); auto (default): uvloop if installed (pip install "
+        "'raftcore[fast]'). PySyncObj runs its own poller either way",
+    )
+    p.add_argument(
         "--persist",
         choices=("auto", "thread", "inline"),
         default="auto",
@@ -1022,6 +1040,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         persist_inline = args.persist == "inline"
         persist = f"{args.persist} (--persist; fdatasync {fsync_ms:.2f} ms)"
     gc_freeze = args.gc == "freeze"
+    have_uvloop = importlib.util.find_spec("uvloop") is not None
+    if args.loop == "auto":
+        args.loop = "uvloop" if have_uvloop else "asyncio"
+    elif args.loop == "uvloop" and not have_uvloop:
+        sys.exit("--loop uvloop: uvloop is not installed (pip install 'raftcore[fast]')")
     print(f"machine: {machine_summary(base, fsync_ms)}, load average {os.getloadavg()[0]:.2f}")
     print(
         f"plan: windows {plan.windows}, values {[size_name(s) for s in plan.sizes]}, "
@@ -1029,7 +1052,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"drain until {plan.stall:g}s without progress"
     )
     print(
-        f"persist (raftcore): {persist}; gc (all members): "
+        f"event loop (raftcore): {args.loop}; persist (raftcore): {persist}; gc (all members): "
         + ("freeze (gc.freeze() every second)" if gc_freeze else "default (collector untouched)")
     )
     t_all = time.monotonic()

@@ -43,6 +43,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import importlib.util
 import io
 import json
 import math
@@ -336,7 +337,7 @@ class RaftKVCluster:
 
     name = "raftkv"
 
-    def __init__(self, base: str, profile: bool) -> None:
+    def __init__(self, base: str, profile: bool, loop: str = "asyncio") -> None:
         from raftkv.localcluster import LocalCluster
 
         self.base = base
@@ -358,6 +359,8 @@ class RaftKVCluster:
             log_level="warning",
             wal_segment_size="64MiB",
         )
+        if loop != "asyncio":
+            self.cluster.extra_args = ["--event-loop", loop]
         self.leader = 0
 
     def start(self) -> list[tuple[str, int]]:
@@ -706,6 +709,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="spread clients over all members (default) or send all to the leader",
     )
     p.add_argument("--profile", action="store_true", help="cProfile the raftkv members")
+    p.add_argument(
+        "--loop",
+        choices=("auto", "asyncio", "uvloop"),
+        default="auto",
+        help="raftkv members' event loop (raftkv serve --event-loop); auto (default): "
+        "uvloop if installed (pip install 'raftcore[fast]')",
+    )
     p.add_argument("--dir", default=None, help="where data lives (default: a temp dir)")
     p.add_argument("--keep", action="store_true", help="keep data dirs and logs")
     p.add_argument("--json", help="also write the results as JSON to this file")
@@ -725,7 +735,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     base = args.dir or tempfile.mkdtemp(prefix="bench-e2e-service-")
     os.makedirs(base, exist_ok=True)
     verbose = not args.quiet
+    have_uvloop = importlib.util.find_spec("uvloop") is not None
+    if args.loop == "auto":
+        args.loop = "uvloop" if have_uvloop else "asyncio"
+    elif args.loop == "uvloop" and not have_uvloop:
+        p.error("--loop uvloop: uvloop is not installed (pip install 'raftcore[fast]')")
     print(f"machine: {machine_summary(base)}, load average {os.getloadavg()[0]:.2f}")
+    print(f"raftkv event loop: {args.loop}")
     print(
         f"plan: {len(cases)} cases per system, {warmup:g}s warm-up + {duration:g}s measured "
         f"each; clients {'spread over all members' if args.target == 'all' else 'on the leader'}"
@@ -739,7 +755,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.makedirs(work, exist_ok=True)
             cluster: RaftKVCluster | EtcdCluster
             if system == "raftkv":
-                cluster = RaftKVCluster(work, args.profile)
+                cluster = RaftKVCluster(work, args.profile, args.loop)
             elif system == "etcd":
                 etcd = shutil.which("etcd")
                 if etcd is None:

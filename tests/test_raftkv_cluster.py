@@ -614,6 +614,24 @@ def test_peers_over_mutual_tls(cluster: LocalCluster, tmp_path: Path) -> None:
     run(body)
 
 
+def test_members_on_uvloop(cluster: LocalCluster) -> None:
+    pytest.importorskip("uvloop", reason="uvloop is not installed (the 'fast' extra)")
+    cluster.extra_args = ["--event-loop", "uvloop"]
+
+    async def body() -> None:
+        ids = [1, 2, 3]
+        await start_cluster(cluster, ids)
+        items = {f"k{i}": f"v{i}".encode() for i in range(20)}
+        async with cluster.client(ids) as client:
+            for i in ids:  # every member serves writes and linearizable reads
+                await put_all(client, items, endpoint=cluster.members[i].endpoint)
+                await check_all(client, items, endpoint=cluster.members[i].endpoint)
+        for i in ids:
+            assert "event loop uvloop.Loop" in cluster.log_text(i)
+
+    run(body)
+
+
 def test_demo_command_end_to_end(tmp_path: Path) -> None:
     r = raftkv_cli("demo", "--keys", "10", timeout=58)
     print(r.stdout, r.stderr)

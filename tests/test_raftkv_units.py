@@ -691,3 +691,34 @@ def test_server_config_validation() -> None:
     for want, change in cases.items():
         with pytest.raises(ValueError, match=want):
             ServerConfig(**{**base, **change}).validate()
+
+
+# --- event loop choice -----------------------------------------------------------------
+
+
+def test_event_loop_factory_choices(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from raftkv.cli import event_loop_factory
+
+    assert event_loop_factory("asyncio") is None
+    with pytest.raises(ValueError, match="unknown event loop 'trio'"):
+        event_loop_factory("trio")
+    # Without the package: a clear error naming what to install, not an ImportError.
+    monkeypatch.setitem(sys.modules, "uvloop", None)
+    with pytest.raises(ValueError, match=r"pip install 'raftcore\[fast\]'"):
+        event_loop_factory("uvloop")
+
+
+def test_event_loop_factory_uvloop_makes_a_uvloop_loop() -> None:
+    uvloop = pytest.importorskip("uvloop", reason="uvloop is not installed (the 'fast' extra)")
+    from raftkv.cli import event_loop_factory
+
+    factory = event_loop_factory("uvloop")
+    assert factory is not None
+    loop = factory()
+    try:
+        assert isinstance(loop, uvloop.Loop)
+        assert loop.run_until_complete(asyncio.sleep(0, "ok")) == "ok"
+    finally:
+        loop.close()

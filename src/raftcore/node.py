@@ -313,27 +313,36 @@ class LoopCore:
                 self._step_claimed(msgs[0], calls[0])
             return
         r = self.raft
+        self.batch = calls
+        if r.uncommitted_size + size > r.max_uncommitted_size:
+            # Over the uncommitted budget as a whole. Raft always takes a proposal
+            # when nothing is uncommitted, so the batch might be taken whole and
+            # overshoot the budget by far more than one proposal ever can: let raft
+            # judge each proposal instead, exactly as without coalescing.
+            self._step_each(msgs, calls)
+            return
         ents: list[Entry] = []
         for m in msgs:
             ents += m.entries
-        self.batch = calls
         try:
             r.step(Message(type=_MsgProp, from_=r.id, entries=ents))
         except RaftPanic:
             raise
         except RaftError:
-            # Refused as a whole (no leader, a transfer under way, the uncommitted
-            # budget): raft's checks come before it appends anything, so nothing of
-            # the batch was taken. Each proposal gets its own answer, and under the
-            # uncommitted budget the ones that fit are still taken. (``batch`` stays
-            # set: if the loop dies meanwhile, fail() skips the answered ones.)
-            for m, c in zip(msgs, calls, strict=True):
-                self._step_claimed(m, c)
-            self.batch = []
+            # Refused as a whole (no leader, a transfer under way): raft's checks
+            # come before it appends anything, so nothing of the batch was taken.
+            # Each proposal gets its own answer.
+            self._step_each(msgs, calls)
             return
         self.batch = []
         for c in calls:
             c.finish(None, None)
+
+    def _step_each(self, msgs: list[Message], calls: list[Completion]) -> None:
+        # ``batch`` stays set meanwhile: if the loop dies, fail() skips the answered.
+        for m, c in zip(msgs, calls, strict=True):
+            self._step_claimed(m, c)
+        self.batch = []
 
     def _drain_parked(self) -> None:
         parked = self.parked
