@@ -212,7 +212,17 @@ class AsyncNode:
         """Propose ``data``, waiting until the raft loop has taken it (which needs a
         known leader). Raises ProposalDroppedError, NodeTimeoutError, StoppedError;
         see :meth:`raftcore.Node.propose`."""
-        await self._call(_PROP, Message(type=_MsgProp, entries=[Entry(data=data)]), timeout)
+        m = Message(type=_MsgProp, entries=[Entry(data=data)])
+        if timeout is not None or self._space_waiters or len(self._inbox) >= MAX_INBOX:
+            await self._call(_PROP, m, timeout)
+            return
+        # The hot path of _call, inlined: a proposal with room in the inbox.
+        if self._stopping:
+            raise self._stopped_error()
+        fut: asyncio.Future[object] = self._loop.create_future()
+        self._inbox.append((_PROP, m, _AsyncCall(fut)))
+        self._wake.set()
+        await fut
 
     async def propose_conf_change(
         self, cc: ConfChange | ConfChangeV2 | None, timeout: float | None = None

@@ -70,6 +70,9 @@ Differences from etcd's node, all of them reporting more than etcd does:
 raise StoppedError (etcd returns an empty Status or does nothing); misusing
 :meth:`Node.advance` raises RaftError (etcd blocks forever). Proposals are taken in
 the order they were made; etcd's ``select`` takes its inputs in random order.
+Proposals found queued back to back are stepped as one MsgProp (raft's verdict still
+reaches each caller; see ``LoopCore``), and queued messages are stepped before the
+ticks that piled up meanwhile (see docs/porting.md).
 """
 
 from __future__ import annotations
@@ -297,9 +300,18 @@ class LoopCore:
         popleft = items.popleft
         while items and len(msgs) < MAX_COALESCED_PROPOSALS:
             kind, m, c = items[0]
-            if kind != _PROP or not _coalescable(m):
+            if kind != _PROP:
                 break
-            n = _data_size(m)
+            es = m.entries
+            if len(es) == 1:  # what propose() makes: checked inline
+                e = es[0]
+                if e.type != _EntryNormal:
+                    break
+                n = len(e.data)
+            elif _coalescable(m):
+                n = _data_size(m)
+            else:
+                break
             if msgs and size + n > MAX_COALESCED_BYTES:
                 break
             popleft()
