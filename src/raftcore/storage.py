@@ -85,6 +85,22 @@ class InMemStorageCallStats:
     snapshot: int = 0
 
 
+def term_in(ents: list[Entry], i: int) -> int | None:
+    """The term of index ``i`` in a dummy-first entry list, ``None`` if outside it.
+
+    Safe without a lock when writers change ``ents`` only in ways a reader sees as
+    before or after (see :class:`MemoryStorage`): the one race left, a truncation
+    between the bounds check and the read, answers ``None`` like a read just after.
+    """
+    pos = i - ents[0].index
+    if pos < 0 or pos >= len(ents):
+        return None
+    try:
+        return ents[pos].term
+    except IndexError:
+        return None
+
+
 class MemoryStorage:
     """A thread-safe, in-memory :class:`Storage`, also writable by the application.
 
@@ -167,15 +183,7 @@ class MemoryStorage:
         """
         # Lock-free (see the class doc).
         self.call_stats.term += 1
-        ents = self.ents
-        pos = i - ents[0].index
-        if pos < 0 or pos >= len(ents):
-            return None
-        try:
-            return ents[pos].term
-        except IndexError:
-            # Truncated by an append between the check and the read.
-            return None
+        return term_in(self.ents, i)
 
     def last_index(self) -> int:
         # Lock-free (see the class doc): one list, read once.

@@ -42,6 +42,7 @@ from types import TracebackType
 from raftcore.errors import CompactedError, SnapOutOfDateError, UnavailableError
 from raftcore.logger import Logger, default_logger
 from raftcore.raftpb.types import ConfState, Entry, HardState, Snapshot, SnapshotMetadata
+from raftcore.storage import term_in
 from raftcore.util import clone_conf_state, clone_snapshot, limit_size
 from raftcore.wal.errors import SnapshotError, WALDirectoryError
 from raftcore.wal.log import DEFAULT_SEGMENT_SIZE, WAL, check_directory
@@ -234,14 +235,7 @@ class DiskStorage:
     def maybe_term(self, i: int) -> int | None:
         """:meth:`term`, but ``None`` where it would raise (compacted or unavailable):
         the optional fast path of the Storage protocol (see :mod:`raftcore.storage`)."""
-        ents = self.ents
-        pos = i - ents[0].index
-        if pos < 0 or pos >= len(ents):
-            return None
-        try:
-            return ents[pos].term
-        except IndexError:
-            return None  # truncated by a save meanwhile
+        return term_in(self.ents, i)
 
     def last_index(self) -> int:
         ents = self.ents
