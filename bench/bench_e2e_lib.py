@@ -128,6 +128,8 @@ class MemberSpec:
     max_size_per_msg: int = 1024 * 1024
     max_inflight_msgs: int = 256
     max_uncommitted: int = 64 * 1024 * 1024
+    #: Config.max_committed_size_per_ready (0: raft's default, max_size_per_msg).
+    max_committed_per_ready: int = 0
     leader_sends_first: bool = True
     #: Write and fsync on the event loop itself instead of in a worker thread.
     persist_inline: bool = False
@@ -182,6 +184,7 @@ class Member:
             max_size_per_msg=spec.max_size_per_msg,
             max_inflight_msgs=spec.max_inflight_msgs,
             max_uncommitted_entries_size=spec.max_uncommitted,
+            max_committed_size_per_ready=spec.max_committed_per_ready,
             check_quorum=True,
             pre_vote=True,
             logger=StdlibLogger(logging.getLogger("raftcore")),
@@ -725,6 +728,7 @@ def raftcore_cluster(
             fsync=fsync,
             max_inflight_msgs=args.max_inflight_msgs,
             max_uncommitted=args.max_uncommitted,
+            max_committed_per_ready=args.max_committed_per_ready,
             leader_sends_first=not args.leader_writes_first,
             persist_inline=persist_inline,
             gc_freeze=args.gc == "freeze",
@@ -954,6 +958,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--max-inflight-msgs", type=int, default=256)
     p.add_argument("--max-uncommitted", type=int, default=64 * 1024 * 1024)
+    p.add_argument(
+        "--max-committed-per-ready",
+        type=int,
+        default=0,
+        help="bytes of committed entries per Ready (raft's max_committed_size_per_ready; "
+        "default: max_size_per_msg, 1 MiB): how many proposals one Ready completes at once",
+    )
     p.add_argument(
         "--leader-writes-first",
         action="store_true",

@@ -632,6 +632,27 @@ def test_members_on_uvloop(cluster: LocalCluster) -> None:
     run(body)
 
 
+def test_members_writing_in_worker_threads(cluster: LocalCluster) -> None:
+    # The default (--persist auto) writes on the event loop on a fast disk; this
+    # covers the worker-thread path, with the leader sending before it writes.
+    cluster.extra_args = ["--persist", "thread"]
+
+    async def body() -> None:
+        ids = [1, 2, 3]
+        leader = await start_cluster(cluster, ids)
+        items = {f"t{i}": f"w{i}".encode() for i in range(30)}
+        async with cluster.client(ids) as client:
+            await put_all(client, items, endpoint=cluster.members[leader].endpoint)
+            for i in ids:
+                await check_all(client, items, endpoint=cluster.members[i].endpoint)
+        for i in ids:
+            assert "writing raft output in a worker thread (--persist thread)" in (
+                cluster.log_text(i)
+            )
+
+    run(body)
+
+
 def test_demo_command_end_to_end(tmp_path: Path) -> None:
     r = raftkv_cli("demo", "--keys", "10", timeout=58)
     print(r.stdout, r.stderr)

@@ -687,6 +687,7 @@ def test_server_config_validation() -> None:
         "request-timeout": {"request_timeout": 0},
         "wal-segment-size": {"wal_segment_size": 1000},
         "catchup": {"snapshot_catchup_entries": -1},
+        "--persist must be one of auto, inline, thread, got 'fast'": {"persist": "fast"},
     }
     for want, change in cases.items():
         with pytest.raises(ValueError, match=want):
@@ -722,3 +723,51 @@ def test_event_loop_factory_uvloop_makes_a_uvloop_loop() -> None:
         assert loop.run_until_complete(asyncio.sleep(0, "ok")) == "ok"
     finally:
         loop.close()
+
+
+# --- where Readys are written ----------------------------------------------------------
+
+
+def test_probe_sync_latency_measures_and_leaves_nothing(tmp_path: Path) -> None:
+    from raftkv.server import probe_sync_latency
+
+    took = probe_sync_latency(tmp_path, rounds=4)
+    assert 0 < took < 5.0
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("mode", ["auto", "inline", "thread"])
+def test_persist_modes_write_durably(tmp_path: Path, mode: str) -> None:
+    async def body() -> None:
+        async with one_member(tmp_path, persist=mode) as (server, client):
+            if mode == "thread":
+                assert not server._persist_inline
+            elif mode == "inline":
+                assert server._persist_inline
+            for i in range(20):
+                r = await client.put(f"/kv/k{i}", data=f"v{i}".encode())
+                assert r.status == 200, await r.text()
+            assert server.storage is not None
+            assert server.storage.last_index() >= server.applied >= 20
+            r = await client.get("/kv/k19")
+            assert (await r.json())["value"] == "v19"
+
+    run(body)
+
+
+def test_persist_auto_moves_writes_off_the_loop_when_syncs_get_slow(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with one_member(tmp_path, persist="auto") as (server, _client):
+            server._persist_inline = True
+            server._sync_ewma = 0.0001
+            for _ in range(5):
+                server._watch_inline_sync(0.0002)  # fast syncs: stays inline
+            assert server._persist_inline
+            for _ in range(200):
+                server._watch_inline_sync(0.010)  # the disk became slow
+                if not server._persist_inline:
+                    break
+            assert not server._persist_inline
+            assert server._sync_ewma > 0.002
+
+    run(body)
