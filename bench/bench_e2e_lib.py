@@ -63,7 +63,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -138,6 +138,10 @@ class MemberSpec:
     gc_freeze: bool = False
     #: "uvloop" runs the member on uvloop's event loop (--loop).
     loop: str = "asyncio"
+    #: How member 1's clients propose: "coroutines" (``await node.propose()`` then await
+    #: the application, one task per client) or "callbacks" (``node.propose_nowait()``;
+    #: the apply of one proposal issues the next, PySyncObj's feeding pattern).
+    clients: str = "coroutines"
     workloads: list[dict[str, Any]] = field(default_factory=list)
     deadline: float = 600.0
     profile: str = ""
@@ -198,7 +202,9 @@ class Member:
         self.kv: dict[int, bytes] = {}
         self.applied = 0
         #: Proposals of the running workload: seq -> (time proposed, its future).
-        self.pending: dict[int, tuple[float, asyncio.Future[float]]] = {}
+        #: Proposals of the running workload: seq -> (time proposed, called with the
+        #: time it was applied).
+        self.pending: dict[int, tuple[float, Callable[[float], object]]] = {}
         self.tasks: list[asyncio.Task[Any]] = []
         #: Messages sent, by type name, and the most in one Ready (diagnostics).
         self.msg_types: Counter[Any] = Counter()
@@ -355,7 +361,7 @@ class Member:
                             if pending:
                                 item = pending.pop(seq, None)
                                 if item is not None:
-                                    item[1].set_result(now)
+                                    item[1](now)
                     else:
                         await node.apply_conf_change(unmarshal_conf_change(e.type, e.data))
                 self.applied = ents[-1].index
@@ -406,7 +412,7 @@ class Member:
                 seq = next(seqs)
                 fut: asyncio.Future[float] = loop.create_future()
                 t0 = monotonic()
-                pending[seq] = (t0, fut)
+                pending[seq] = (t0, fut.set_result)
                 counts["issued"] += 1
                 try:
                     await node.propose(seq.to_bytes(8, "big") + value)
@@ -423,7 +429,35 @@ class Member:
                 if m0 <= t1 <= m1:
                     lat.append(t1 - t0)
 
-        tasks = [loop.create_task(client()) for _ in range(window)]
+        def issue() -> None:
+            # Callback clients: no task, no future; applying a proposal issues the next.
+            seq = next(seqs)
+            t0 = monotonic()
+
+            def applied(t1: float) -> None:
+                counts["done"] += 1
+                if m0 <= t1 <= m1:
+                    lat.append(t1 - t0)
+                if not stopping:
+                    issue()
+
+            def verdict(err: BaseException | None) -> None:
+                if err is not None:
+                    pending.pop(seq, None)
+                    counts["failed"] += 1
+                    if not stopping and not isinstance(err, StoppedError):
+                        loop.call_later(0.001, issue)
+
+            pending[seq] = (t0, applied)
+            counts["issued"] += 1
+            node.propose_nowait(seq.to_bytes(8, "big") + value, verdict)
+
+        tasks: list[asyncio.Task[None]] = []
+        if self.spec.clients == "callbacks":
+            for _ in range(window):
+                issue()
+        else:
+            tasks = [loop.create_task(client()) for _ in range(window)]
         cpu = [0.0, 0.0]
         dropped0 = _transport_drops(self.transport)
         await asyncio.sleep(max(0.0, m0 - monotonic()))
@@ -713,8 +747,11 @@ def raftcore_cluster(
     verbose: bool,
     args: argparse.Namespace,
     persist_inline: bool,
+    clients: str = "coroutines",
 ) -> tuple[list[Row], str]:
     name = "raftcore" if fsync else "raftcore (no fsync)"
+    if clients == "callbacks":
+        name += " [propose_nowait]"
     work = tempfile.mkdtemp(prefix="raftcore-", dir=base)
     ports = dict(zip((1, 2, 3), free_ports(3), strict=True))
     argvs = {}
@@ -733,6 +770,7 @@ def raftcore_cluster(
             persist_inline=persist_inline,
             gc_freeze=args.gc == "freeze",
             loop=args.loop,
+            clients=clients,
             workloads=plan.workloads() if i == 1 else [],
             deadline=plan.budget() + 30,
             profile=os.path.join(work, f"profile-{i}.pstats") if profile and i <= 2 else "",
@@ -864,7 +902,8 @@ def render(rows: Sequence[Row], baseline_prefix: str = "PySyncObj") -> str:
 def targets(rows: Sequence[Row]) -> list[str]:
     """The benchmark issue's library-level targets, checked against the rows."""
     out = []
-    rc = [r for r in rows if r.system == "raftcore"]
+    # raftcore with fsync on, either client style (coroutines or propose_nowait).
+    rc = [r for r in rows if r.system in ("raftcore", "raftcore [propose_nowait]")]
     pso = [r for r in rows if r.system.startswith("PySyncObj")]
     if not rc or not pso:
         return ["targets: need both raftcore (fsync on) and PySyncObj rows"]
@@ -890,11 +929,15 @@ def targets(rows: Sequence[Row]) -> list[str]:
                 continue
             ratio = best_rc.throughput / base
             out.append(
-                head + f"{'met' if ratio >= 3 else 'MISSED'} - raftcore "
+                head + f"{'met' if ratio >= 3 else 'MISSED'} - {best_rc.system} "
                 f"{fmt_rate(best_rc.throughput)}/s ({workload_name(best_rc.window)}, p99 "
                 f"{fmt_ms(best_rc.latency.p99)} ms) = {ratio:.2f}x"
             )
-        seq_rc = next((r for r in rc if r.size == size and r.window == 1), None)
+        seq_rc = max(
+            (r for r in rc if r.size == size and r.window == 1),
+            key=lambda r: r.throughput,
+            default=None,
+        )
         seq_p = [r for r in pso if r.size == size and r.window == 1 and "batch=off" in r.system]
         if seq_rc is not None and seq_p:
             best_seq = max(r.throughput for r in seq_p)
@@ -902,7 +945,8 @@ def targets(rows: Sequence[Row]) -> list[str]:
             verdict = "met" if ratio >= 2 else "MISSED"
             out.append(
                 f"[{size_name(size)}] sequential >= 2x PySyncObj unbatched sequential: "
-                f"{verdict} - {fmt_rate(seq_rc.throughput)}/s vs {fmt_rate(best_seq)}/s "
+                f"{verdict} - {seq_rc.system} {fmt_rate(seq_rc.throughput)}/s vs "
+                f"{fmt_rate(best_seq)}/s "
                 f"= {ratio:.2f}x"
             )
     top = max(r.window for r in rc)
@@ -915,7 +959,8 @@ def targets(rows: Sequence[Row]) -> list[str]:
             if not bad
             else "MISSED - "
             + "; ".join(
-                f"{size_name(r.size)}: {r.elections} elections, {r.leader_changes} leader "
+                f"{r.system} {size_name(r.size)}: {r.elections} elections, "
+                f"{r.leader_changes} leader "
                 f"changes, {r.lost} lost"
                 for r in bad
             )
@@ -947,8 +992,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--systems",
         default="",
-        help="comma list among raftcore, raftcore-nofsync, pysyncobj (default: all; "
-        "--quick: raftcore, pysyncobj)",
+        help="comma list among raftcore, raftcore-nofsync, raftcore-callbacks, pysyncobj "
+        "(default: all; --quick: raftcore, raftcore-callbacks, pysyncobj). raftcore-callbacks: "
+        "fsync on, clients propose with propose_nowait() and are driven by callbacks, as "
+        "PySyncObj's are",
     )
     p.add_argument(
         "--pysyncobj",
@@ -1026,10 +1073,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         stall=args.stall if args.stall is not None else (1.5 if quick else 2.0),
     )
     systems = [s for s in args.systems.split(",") if s] or (
-        ["raftcore", "pysyncobj"] if quick else ["raftcore", "raftcore-nofsync", "pysyncobj"]
+        ["raftcore", "raftcore-callbacks", "pysyncobj"]
+        if quick
+        else ["raftcore", "raftcore-callbacks", "raftcore-nofsync", "pysyncobj"]
     )
     for s in systems:
-        if s not in ("raftcore", "raftcore-nofsync", "pysyncobj"):
+        if s not in ("raftcore", "raftcore-nofsync", "raftcore-callbacks", "pysyncobj"):
             p.error(f"unknown system {s!r}")
     pso_names = [s for s in args.pysyncobj.split(",") if s] or (
         ["batch+file", "nobatch+file"]
@@ -1071,7 +1120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     notes: list[str] = []
     try:
         for s in systems:
-            if s in ("raftcore", "raftcore-nofsync"):
+            if s in ("raftcore", "raftcore-nofsync", "raftcore-callbacks"):
                 fsync = s != "raftcore-nofsync"
                 if verbose:
                     print(f"running {s} ...", file=sys.stderr)
@@ -1079,10 +1128,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     plan,
                     base,
                     fsync,
-                    args.profile and s == "raftcore",
+                    args.profile and s != "raftcore-nofsync",
                     verbose,
                     args,
                     persist_inline,
+                    "callbacks" if s == "raftcore-callbacks" else "coroutines",
                 )
                 rows += got
                 if note:

@@ -57,7 +57,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from types import TracebackType
 from typing import Final
 
@@ -76,8 +76,10 @@ from raftcore.node import (
     _STATUS,
     MAX_INBOX,
     MAX_PENDING_TICKS,
+    CallbackCall,
     Item,
     LoopCore,
+    _new_prop,
 )
 from raftcore.raftpb.confchange import marshal_conf_change
 from raftcore.raftpb.types import (
@@ -212,7 +214,7 @@ class AsyncNode:
         """Propose ``data``, waiting until the raft loop has taken it (which needs a
         known leader). Raises ProposalDroppedError, NodeTimeoutError, StoppedError;
         see :meth:`raftcore.Node.propose`."""
-        m = Message(type=_MsgProp, entries=[Entry(data=data)])
+        m = _new_prop(data)
         if timeout is not None or self._space_waiters or len(self._inbox) >= MAX_INBOX:
             await self._call(_PROP, m, timeout)
             return
@@ -223,6 +225,30 @@ class AsyncNode:
         self._inbox.append((_PROP, m, _AsyncCall(fut)))
         self._wake.set()
         await fut
+
+    def propose_nowait(
+        self, data: bytes, callback: Callable[[BaseException | None], object] | None = None
+    ) -> None:
+        """Queue a proposal and return at once, without waiting for the raft loop.
+
+        For applications that keep many proposals in flight and would rather not spend a
+        coroutine and two task switches on each: ``callback`` (if given) is called from
+        the raft loop with ``None`` once raft took the proposal (as :meth:`propose`
+        returns) or with the error :meth:`propose` would raise (ProposalDroppedError,
+        StoppedError). It runs inside the raft loop: keep it short, do not block, and do
+        not call back into this node except through ``*_nowait``/``tick``-style
+        methods; an exception it raises is logged and ignored. Without a callback a
+        refused proposal is dropped silently, like one lost in forwarding.
+
+        There is no back-pressure: the caller bounds its own proposals in flight (a
+        window, or raft's ``max_uncommitted_entries_size``). Raises StoppedError at once
+        on a stopped node.
+        """
+        if self._stopping:
+            raise self._stopped_error()
+        m = _new_prop(data)
+        self._inbox.append((_PROP, m, CallbackCall(callback, self._logger)))
+        self._wake.set()
 
     async def propose_conf_change(
         self, cc: ConfChange | ConfChangeV2 | None, timeout: float | None = None

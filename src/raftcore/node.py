@@ -91,6 +91,7 @@ from raftcore.errors import (
     RaftPanic,
     StoppedError,
 )
+from raftcore.logger import Logger
 from raftcore.raftpb.confchange import marshal_conf_change
 from raftcore.raftpb.types import (
     ConfChange,
@@ -396,6 +397,39 @@ class LoopCore:
         self.parked.clear()
 
 
+class CallbackCall:
+    """A proposal queued by ``propose_nowait`` (either driver): nobody waits for it,
+    so it is always claimable; the verdict goes to the callback, if any."""
+
+    __slots__ = ("cb", "logger")
+
+    def __init__(self, cb: Callable[[BaseException | None], object] | None, logger: Logger) -> None:
+        self.cb = cb
+        self.logger = logger
+
+    def claim(self) -> bool:
+        return True
+
+    def finish(self, value: object, error: BaseException | None) -> None:
+        cb = self.cb
+        if cb is None:
+            return
+        self.cb = None  # answered once, even if the loop dies and fail_all runs
+        try:
+            cb(error)
+        except Exception as err:  # the raft loop must not die of an application bug
+            self.logger.error("raft.node: proposal callback %r failed: %s", cb, err)
+
+    def fail(self, error: BaseException) -> None:
+        self.finish(None, error)
+
+
+def _new_prop(data: bytes) -> Message:
+    # Positional: the keyword form of these constructors costs a third more, and this
+    # runs once per proposal.
+    return Message(_MsgProp, 0, 0, 0, 0, 0, [Entry(0, 0, _EntryNormal, data)])
+
+
 def _coalescable(m: Message) -> bool:
     # Only plain entries: a conf change must stay alone in its MsgProp, as raft
     # judges (and may replace) it against the pending configuration.
@@ -571,8 +605,31 @@ class Node:
         lost (e.g. leadership changes before it commits): watch the committed
         entries, and retry if it does not show up.
         """
-        msg = Message(type=_MsgProp, entries=[Entry(data=data)])
+        msg = _new_prop(data)
         self._call(_PROP, msg, _deadline(timeout))
+
+    def propose_nowait(
+        self, data: bytes, callback: Callable[[BaseException | None], object] | None = None
+    ) -> None:
+        """Queue a proposal and return at once, without waiting for the raft loop.
+
+        ``callback`` (if given) is called on the raft loop's thread with ``None`` once
+        raft took the proposal, or with the error :meth:`propose` would raise
+        (ProposalDroppedError, StoppedError). Keep it short and non-blocking; an
+        exception it raises is logged and ignored. Without a callback a refused
+        proposal is dropped silently, like one lost in forwarding. There is no
+        back-pressure: the caller bounds its own proposals in flight. Raises
+        StoppedError at once on a stopped node.
+        """
+        m = _new_prop(data)
+        call = CallbackCall(callback, self._rn.raft.logger)
+        with self._mu:
+            if self._stopping:
+                raise self._stopped_error()
+            self._inbox.append((_PROP, m, call))
+            if self._idle:
+                self._idle = False
+                self._loop_cond.notify()
 
     def propose_conf_change(
         self, cc: ConfChange | ConfChangeV2 | None, timeout: float | None = None
