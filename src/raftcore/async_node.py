@@ -36,7 +36,10 @@ The application loop (default, synchronous storage writes) handles each
         node.advance()
 
 Alongside, a task calls :meth:`AsyncNode.tick` at a fixed interval and the transport
-awaits :meth:`AsyncNode.step` for every message it receives. With
+awaits :meth:`AsyncNode.step` for every message it receives. Clients ``await
+node.propose(data)``; an application that keeps thousands of proposals in flight can
+use :meth:`AsyncNode.propose_nowait` instead (no coroutine per proposal, raft's verdict
+to a callback). Proposals queued together are stepped as one MsgProp. With
 ``Config.async_storage_writes``, :meth:`AsyncNode.advance` is not called; the
 persistence and application work arrives as ``MsgStorageAppend`` (to
 ``LOCAL_APPEND_THREAD``) and ``MsgStorageApply`` (to ``LOCAL_APPLY_THREAD``) messages
