@@ -531,6 +531,23 @@ def test_batch_on_empty_uncommitted_tail_keeps_the_budget() -> None:
     assert rn.raft.uncommitted_size <= 10
 
 
+async def assert_batch_dropped(
+    monkeypatch: pytest.MonkeyPatch, rn: RawNode, datas: list[bytes]
+) -> None:
+    """Proposing ``datas`` at once through an AsyncNode over ``rn``: raft refuses the
+    batch, then each proposal alone, and every caller gets ProposalDroppedError."""
+    spy = PropSpy(monkeypatch, rn.raft)
+    n = AsyncNode(rn)
+    try:
+        results = await asyncio.gather(
+            *(n.propose(d, timeout=1) for d in datas), return_exceptions=True
+        )
+    finally:
+        await n.stop()
+    assert all(isinstance(r, ProposalDroppedError) for r in results), results
+    assert spy.datas == [datas, *[[d] for d in datas]]
+
+
 def test_leader_transfer_in_progress_drops_every_caller(monkeypatch: pytest.MonkeyPatch) -> None:
     async def main() -> None:
         c = RawCluster([1, 2, 3])
@@ -543,18 +560,8 @@ def test_leader_transfer_in_progress_drops_every_caller(monkeypatch: pytest.Monk
         assert [m.to for m in held] == [2]
         assert leader.raft.lead_transferee == 2
         last = leader.raft.raft_log.last_index()
-        spy = PropSpy(monkeypatch, leader.raft)
-        n = AsyncNode(leader)
-        try:
-            datas = names("x", 5)
-            results = await asyncio.gather(
-                *(n.propose(d, timeout=1) for d in datas), return_exceptions=True
-            )
-            assert all(isinstance(r, ProposalDroppedError) for r in results), results
-            assert spy.datas == [datas, *[[d] for d in datas]]
-            assert n._rn.raft.raft_log.last_index() == last
-        finally:
-            await n.stop()
+        await assert_batch_dropped(monkeypatch, leader, names("x", 5))
+        assert leader.raft.raft_log.last_index() == last
 
     run(main)
 
@@ -567,18 +574,8 @@ def test_follower_without_forwarding_drops_every_caller(monkeypatch: pytest.Monk
         follower = c.nodes[2]
         follower.raft.disable_proposal_forwarding = True
         assert follower.raft.lead == 1
-        spy = PropSpy(monkeypatch, follower.raft)
-        n = AsyncNode(follower)
-        try:
-            datas = names("y", 4)
-            results = await asyncio.gather(
-                *(n.propose(d, timeout=1) for d in datas), return_exceptions=True
-            )
-            assert all(isinstance(r, ProposalDroppedError) for r in results), results
-            assert spy.datas == [datas, *[[d] for d in datas]]
-            assert not any(m.type == MT.MsgProp for m in follower.raft.msgs)
-        finally:
-            await n.stop()
+        await assert_batch_dropped(monkeypatch, follower, names("y", 4))
+        assert not any(m.type == MT.MsgProp for m in follower.raft.msgs)
 
     run(main)
 
