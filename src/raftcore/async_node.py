@@ -165,8 +165,11 @@ class AsyncNode:
         self._ready_evt = asyncio.Event()  # a Ready on offer, or stopped
         # Callers waiting for room in a full inbox, first come first served: the loop
         # admits as many as it freed room for (waking them all would make thousands
-        # of them race for a few slots on every turn).
-        self._space_waiters: deque[asyncio.Future[None]] = deque()
+        # of them race for a few slots on every turn). Messages from peers and the
+        # application's own calls (apply_conf_change, status ...) wait in their own
+        # queue, admitted first: they must not sit behind thousands of proposals.
+        self._space_waiters: deque[asyncio.Future[None]] = deque()  # proposals
+        self._space_waiters_first: deque[asyncio.Future[None]] = deque()
         self._task = loop.create_task(self._run(), name=f"raftcore-node-{self._id:x}")
 
     # --- construction ----------------------------------------------------------------
@@ -218,7 +221,12 @@ class AsyncNode:
         known leader). Raises ProposalDroppedError, NodeTimeoutError, StoppedError;
         see :meth:`raftcore.Node.propose`."""
         m = _new_prop(data)
-        if timeout is not None or self._space_waiters or len(self._inbox) >= MAX_INBOX:
+        if (
+            timeout is not None
+            or len(self._inbox) >= MAX_INBOX
+            or self._space_waiters
+            or self._space_waiters_first
+        ):
             await self._call(_PROP, m, timeout)
             return
         # The hot path of _call, inlined: a proposal with room in the inbox.
@@ -393,7 +401,7 @@ class AsyncNode:
             self._stopping = True
             self._wake.set()
             self._ready_evt.set()
-            self._admit(len(self._space_waiters))
+            self._admit_all()
         task = self._task
         if not task.done():
             # wait() neither cancels the task if we are cancelled nor raises its
@@ -435,15 +443,19 @@ class AsyncNode:
         self._wake.set()
 
     async def _submit(self, item: Item, timeout: float | None) -> None:
-        if len(self._inbox) >= MAX_INBOX or self._space_waiters:
-            await self._wait_for_space(None if timeout is None else self._loop.time() + timeout)
+        if len(self._inbox) >= MAX_INBOX or self._space_waiters_first:
+            deadline = None if timeout is None else self._loop.time() + timeout
+            await self._wait_for_space(deadline, self._space_waiters_first)
         self._put(item)
 
     async def _call(self, kind: int, arg: object, timeout: float | None) -> object:
         loop = self._loop
         deadline = None if timeout is None else loop.time() + timeout
-        if len(self._inbox) >= MAX_INBOX or self._space_waiters:
-            await self._wait_for_space(deadline)
+        if kind == _PROP:
+            if len(self._inbox) >= MAX_INBOX or self._space_waiters or self._space_waiters_first:
+                await self._wait_for_space(deadline, self._space_waiters)
+        elif len(self._inbox) >= MAX_INBOX or self._space_waiters_first:
+            await self._wait_for_space(deadline, self._space_waiters_first)
         if self._stopping:
             raise self._stopped_error()
         fut: asyncio.Future[object] = loop.create_future()
@@ -459,11 +471,13 @@ class AsyncNode:
         finally:
             timer.cancel()
 
-    async def _wait_for_space(self, deadline: float | None) -> None:
+    async def _wait_for_space(
+        self, deadline: float | None, queue: deque[asyncio.Future[None]]
+    ) -> None:
         if self._stopping:
             return  # the caller raises StoppedError
         fut: asyncio.Future[None] = self._loop.create_future()
-        self._space_waiters.append(fut)
+        queue.append(fut)
         timeout = None if deadline is None else max(deadline - self._loop.time(), 0.0)
         try:
             async with asyncio.timeout(timeout):
@@ -480,13 +494,17 @@ class AsyncNode:
             raise
 
     def _admit(self, n: int) -> None:
-        """Let up to ``n`` callers waiting for room queue their requests."""
-        waiters = self._space_waiters
-        while n > 0 and waiters:
-            fut = waiters.popleft()
-            if not fut.done():
-                fut.set_result(None)
-                n -= 1
+        """Let up to ``n`` callers waiting for room queue their requests: messages
+        and application calls first, then proposals."""
+        for waiters in (self._space_waiters_first, self._space_waiters):
+            while n > 0 and waiters:
+                fut = waiters.popleft()
+                if not fut.done():
+                    fut.set_result(None)
+                    n -= 1
+
+    def _admit_all(self) -> None:
+        self._admit(len(self._space_waiters_first) + len(self._space_waiters))
 
     async def _run(self) -> None:
         core = self._core
@@ -511,7 +529,7 @@ class AsyncNode:
                 items = self._inbox
                 if items:
                     self._inbox = deque()
-                    if self._space_waiters:
+                    if self._space_waiters or self._space_waiters_first:
                         self._admit(MAX_INBOX)
                 ticks = self._ticks
                 self._ticks = 0
@@ -550,7 +568,7 @@ class AsyncNode:
         self._offer = None
         self._taken = None
         self._ready_evt.set()
-        self._admit(len(self._space_waiters))
+        self._admit_all()
         core = self._core
         core.pending.extend(rest)
         core.fail_all(self._stopped_error)
