@@ -731,9 +731,11 @@ def test_event_loop_factory_uvloop_makes_a_uvloop_loop() -> None:
 def test_probe_sync_latency_measures_and_leaves_nothing(tmp_path: Path) -> None:
     from raftkv.server import probe_sync_latency
 
+    (tmp_path / ".sync-probe-left-by-a-crash").write_bytes(b"x")
+    (tmp_path / "0000000000000001.wal").write_bytes(b"keep")
     took = probe_sync_latency(tmp_path, rounds=4)
     assert 0 < took < 5.0
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == ["0000000000000001.wal"]
 
 
 @pytest.mark.parametrize("mode", ["auto", "inline", "thread"])

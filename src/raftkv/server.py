@@ -224,13 +224,18 @@ class ServerConfig:
 
 
 PERSIST_MODES: Final = ("auto", "inline", "thread")
+_PROBE_PREFIX: Final = ".sync-probe-"
 #: persist=auto writes inline while syncs take less than this (seconds, smoothed).
 INLINE_SYNC_LIMIT: Final = 0.0005
 
 
 def probe_sync_latency(directory: str | Path, rounds: int = 16) -> float:
-    """Median seconds of a small write + fdatasync of a scratch file in ``directory``."""
-    fd, path = tempfile.mkstemp(dir=directory, prefix=".sync-probe-")
+    """Median seconds of a small write + fdatasync of a scratch file in ``directory``
+    (scratch files a crash left behind are removed first)."""
+    for stale in Path(directory).glob(_PROBE_PREFIX + "*"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
+    fd, path = tempfile.mkstemp(dir=directory, prefix=_PROBE_PREFIX)
     try:
         os.pwrite(fd, bytes(4096), 0)
         os.fsync(fd)
