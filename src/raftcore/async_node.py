@@ -68,7 +68,6 @@ from raftcore.config import Config
 from raftcore.errors import (
     NodeTimeoutError,
     RaftError,
-    RaftPanic,
     StoppedError,
 )
 from raftcore.node import (
@@ -83,6 +82,7 @@ from raftcore.node import (
     Item,
     LoopCore,
     _new_prop,
+    bootstrapped,
 )
 from raftcore.raftpb.confchange import marshal_conf_change
 from raftcore.raftpb.types import (
@@ -178,16 +178,7 @@ class AsyncNode:
     def start(cls, config: Config, peers: Sequence[Peer]) -> AsyncNode:
         """Start a node for a new cluster of ``peers`` (etcd's ``StartNode``); see
         :meth:`raftcore.Node.start`. Must be called with an event loop running."""
-        if not peers:
-            raise RaftError("no peers given; use RestartNode instead")
-        rn = RawNode(config)
-        try:
-            rn.bootstrap(peers)
-        except RaftPanic:
-            raise
-        except RaftError as err:
-            rn.raft.logger.warning("error occurred during starting a new node: %s", err)
-        return cls(rn)
+        return cls(bootstrapped(config, peers))
 
     @classmethod
     def restart(cls, config: Config) -> AsyncNode:

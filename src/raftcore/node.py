@@ -424,6 +424,22 @@ class CallbackCall:
         self.finish(None, error)
 
 
+def bootstrapped(config: Config, peers: Sequence[Peer]) -> RawNode:
+    """A RawNode for a new cluster of ``peers``: what etcd's ``StartNode`` does before
+    it starts the loop (shared by both drivers). A storage that is not empty is only
+    warned about, as in etcd."""
+    if not peers:
+        raise RaftError("no peers given; use RestartNode instead")
+    rn = RawNode(config)
+    try:
+        rn.bootstrap(peers)
+    except RaftPanic:
+        raise
+    except RaftError as err:
+        rn.raft.logger.warning("error occurred during starting a new node: %s", err)
+    return rn
+
+
 def _new_prop(data: bytes) -> Message:
     # Positional: the keyword form of these constructors costs a third more, and this
     # runs once per proposal.
@@ -547,16 +563,7 @@ class Node:
         ConfigError if ``config`` is invalid. If the storage is not empty the peers
         are ignored with a warning, as in etcd.
         """
-        if not peers:
-            raise RaftError("no peers given; use RestartNode instead")
-        rn = RawNode(config)
-        try:
-            rn.bootstrap(peers)
-        except RaftPanic:
-            raise
-        except RaftError as err:
-            rn.raft.logger.warning("error occurred during starting a new node: %s", err)
-        return cls(rn)
+        return cls(bootstrapped(config, peers))
 
     @classmethod
     def restart(cls, config: Config) -> Node:
