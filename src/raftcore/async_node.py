@@ -211,22 +211,7 @@ class AsyncNode:
         """Propose ``data``, waiting until the raft loop has taken it (which needs a
         known leader). Raises ProposalDroppedError, NodeTimeoutError, StoppedError;
         see :meth:`raftcore.Node.propose`."""
-        m = _new_prop(data)
-        if (
-            timeout is not None
-            or len(self._inbox) >= MAX_INBOX
-            or self._space_waiters
-            or self._space_waiters_first
-        ):
-            await self._call(_PROP, m, timeout)
-            return
-        # The hot path of _call, inlined: a proposal with room in the inbox.
-        if self._stopping:
-            raise self._stopped_error()
-        fut: asyncio.Future[object] = self._loop.create_future()
-        self._inbox.append((_PROP, m, _AsyncCall(fut)))
-        self._wake.set()
-        await fut
+        await self._call(_PROP, _new_prop(data), timeout)
 
     def propose_nowait(
         self, data: bytes, callback: Callable[[BaseException | None], object] | None = None

@@ -104,7 +104,13 @@ from raftcore.raftpb.types import (
 )
 from raftcore.rawnode import Peer, RawNode, Ready, SnapshotStatus
 from raftcore.status import Status, get_status
-from raftcore.util import NONE, is_local_msg, is_local_msg_target, is_response_msg
+from raftcore.util import (
+    NONE,
+    is_local_msg,
+    is_local_msg_target,
+    is_response_msg,
+    payloads_size,
+)
 
 __all__ = ["Node", "restart_node", "start_node"]
 
@@ -297,22 +303,15 @@ class LoopCore:
         if call.claim():
             msgs.append(first)
             calls.append(call)
-            size = _data_size(first)
+            size = payloads_size(first.entries)
         popleft = items.popleft
         while items and len(msgs) < MAX_COALESCED_PROPOSALS:
             kind, m, c = items[0]
             if kind != _PROP:
                 break
-            es = m.entries
-            if len(es) == 1:  # what propose() makes: checked inline
-                e = es[0]
-                if e.type != _EntryNormal:
-                    break
-                n = len(e.data)
-            elif _coalescable(m):
-                n = _data_size(m)
-            else:
+            if not _coalescable(m):
                 break
+            n = payloads_size(m.entries)
             if msgs and size + n > MAX_COALESCED_BYTES:
                 break
             popleft()
@@ -453,13 +452,6 @@ def _coalescable(m: Message) -> bool:
     if len(ents) == 1:  # what propose() makes: skip the generator
         return ents[0].type == _EntryNormal
     return all(e.type == _EntryNormal for e in ents)
-
-
-def _data_size(m: Message) -> int:
-    n = 0
-    for e in m.entries:
-        n += len(e.data)
-    return n
 
 
 # --- the thread driver ---------------------------------------------------------------
@@ -628,15 +620,11 @@ class Node:
         back-pressure: the caller bounds its own proposals in flight. Raises
         StoppedError at once on a stopped node.
         """
-        m = _new_prop(data)
-        call = CallbackCall(callback, self._rn.raft.logger)
+        item = (_PROP, _new_prop(data), CallbackCall(callback, self._rn.raft.logger))
         with self._mu:
             if self._stopping:
                 raise self._stopped_error()
-            self._inbox.append((_PROP, m, call))
-            if self._idle:
-                self._idle = False
-                self._loop_cond.notify()
+            self._enqueue(item)
 
     def propose_conf_change(
         self, cc: ConfChange | ConfChangeV2 | None, timeout: float | None = None
@@ -860,10 +848,14 @@ class Node:
                     self._space_cond.wait(left)
                 if self._stopping:
                     raise self._stopped_error()
-            inbox.append(item)
-            if self._idle:
-                self._idle = False
-                self._loop_cond.notify()
+            self._enqueue(item)
+
+    def _enqueue(self, item: Item) -> None:
+        # Under self._mu: queue the item and wake the loop if it sleeps.
+        self._inbox.append(item)
+        if self._idle:
+            self._idle = False
+            self._loop_cond.notify()
 
     def _call(self, kind: int, arg: object, deadline: float | None) -> object:
         call = _Call(self._mu)
